@@ -1,0 +1,123 @@
+// Config resolution of SPEC §7: tables, T rule, DSA_SPARSE_MLA_CONFIG override, split heuristic.
+#include "sparse_mla_config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "dsa/error.hpp"
+
+using namespace dsa::gpu;
+
+namespace {
+// Expects resolve() to throw InvalidArgument naming the variable, with `fragment` in the rule.
+void expect_rejected(const char* json, const char* fragment) {
+  try {
+    resolve_sparse_mla_config(4, json);
+    ADD_FAILURE() << "accepted " << json;
+  } catch (const dsa::InvalidArgument& e) {
+    EXPECT_EQ(e.argument(), "DSA_SPARSE_MLA_CONFIG") << json;
+    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+  }
+}
+}  // namespace
+
+TEST(SparseMlaConfig, OneQueryRowSelectsDecodeTable) {
+  const auto r = resolve_sparse_mla_config(1, nullptr);
+  EXPECT_EQ(r.base, ConfigTable::decode_table);
+  EXPECT_EQ(r.config, builtin_config(ConfigTable::decode_table));
+  EXPECT_FALSE(r.overridden);
+}
+
+TEST(SparseMlaConfig, SeveralQueryRowsSelectDefaultTable) {
+  for (std::int64_t t : {2, 8, 64, 1 << 20}) {
+    const auto r = resolve_sparse_mla_config(t, "");
+    EXPECT_EQ(r.base, ConfigTable::default_table) << t;
+    EXPECT_EQ(r.config, builtin_config(ConfigTable::default_table));
+  }
+}
+
+TEST(SparseMlaConfig, TablesDifferInSplitPolicy) {
+  // decode leaves the split count to the heuristic; default runs a single pass.
+  EXPECT_EQ(builtin_config(ConfigTable::decode_table).num_splits, 0);
+  EXPECT_EQ(builtin_config(ConfigTable::default_table).num_splits, 1);
+}
+
+TEST(SparseMlaConfig, PartialOverrideKeepsOtherKeysOfTheBase) {
+  const auto r = resolve_sparse_mla_config(1, R"({"block_n": 32})");
+  EXPECT_TRUE(r.overridden);
+  EXPECT_EQ(r.base, ConfigTable::decode_table);
+  SparseMlaConfig want = builtin_config(ConfigTable::decode_table);
+  want.block_n = 32;
+  EXPECT_EQ(r.config, want);
+  const auto d = resolve_sparse_mla_config(9, R"({"num_splits": 4, "num_stages": 3})");
+  SparseMlaConfig want_d = builtin_config(ConfigTable::default_table);
+  want_d.num_splits = 4;
+  want_d.num_stages = 3;
+  EXPECT_EQ(d.config, want_d);
+}
+
+TEST(SparseMlaConfig, EmptyObjectIsNoChange) {
+  const auto r = resolve_sparse_mla_config(3, "{}");
+  EXPECT_FALSE(r.overridden);
+  EXPECT_EQ(r.config, builtin_config(ConfigTable::default_table));
+}
+
+TEST(SparseMlaConfig, InvalidJsonIsRejected) { expect_rejected(R"({"block_n": )", "not valid JSON"); }
+TEST(SparseMlaConfig, NonObjectIsRejected) {
+  expect_rejected("[1, 2]", "must be a JSON object");
+  expect_rejected("64", "must be a JSON object");
+}
+TEST(SparseMlaConfig, UnknownKeyIsRejected) { expect_rejected(R"({"blockn": 64})", "unknown key 'blockn'"); }
+TEST(SparseMlaConfig, IllegalValuesAreRejected) {
+  expect_rejected(R"({"block_n": 48})", "block_n must be a power of two");
+  expect_rejected(R"({"block_n": 512})", "block_n must be a power of two in [16, 256]");
+  expect_rejected(R"({"num_warps": 3})", "num_warps");
+  expect_rejected(R"({"num_stages": 0})", "num_stages");
+  expect_rejected(R"({"num_splits": 6})", "num_splits");
+  expect_rejected(R"({"block_n": "64"})", "must be an integer");
+  expect_rejected(R"({"block_n": 64.5})", "must be an integer");
+  expect_rejected(R"({"block_n": -64})", "out of range");
+}
+
+TEST(SparseMlaConfig, EnvironmentVariableIsRead) {
+  ASSERT_EQ(setenv("DSA_SPARSE_MLA_CONFIG", R"({"heads_per_cta": 32})", 1), 0);
+  const auto r = resolve_sparse_mla_config_from_env(1);
+  unsetenv("DSA_SPARSE_MLA_CONFIG");
+  EXPECT_TRUE(r.overridden);
+  EXPECT_EQ(r.config.heads_per_cta, 32);
+  EXPECT_FALSE(resolve_sparse_mla_config_from_env(1).overridden);
+}
+
+TEST(SplitHeuristic, NoSplitWhenTheGridFillsTheDevice) {
+  EXPECT_EQ(choose_num_splits(132, 132, 2048, 64), 1);
+  EXPECT_EQ(choose_num_splits(132, 1000, 2048, 64), 1);
+}
+
+TEST(SplitHeuristic, SmallestPowerOfTwoThatFillsTheDevice) {
+  // 2 CTAs on 132 SMs: 2·64 = 128 < 132, capped at 64 splits; 2048/64 = 32 ≥ 2·16.
+  EXPECT_EQ(choose_num_splits(132, 2, 2048, 16), 64);
+  // 40 CTAs: 40·4 = 160 ≥ 132 → 4.
+  EXPECT_EQ(choose_num_splits(132, 40, 2048, 64), 4);
+  // 17 CTAs: 17·8 = 136 ≥ 132 → 8; 2048/8 = 256 ≥ 128.
+  EXPECT_EQ(choose_num_splits(132, 17, 2048, 64), 8);
+}
+
+TEST(SplitHeuristic, EverySplitKeepsTwoKeyTiles) {
+  // 2 CTAs want 64 splits, but 512 slots / 64 = 8 < 2·64: lowered to 512/128 = 4.
+  EXPECT_EQ(choose_num_splits(132, 2, 512, 64), 4);
+  // Too few slots for even two splits.
+  EXPECT_EQ(choose_num_splits(132, 2, 200, 64), 1);
+  for (int s : {1, 2, 4, 8, 16, 32, 64}) EXPECT_NE(std::find(std::begin(kSplitCandidates), std::end(kSplitCandidates), s), std::end(kSplitCandidates));
+}
+
+TEST(SplitHeuristic, BadArgumentsAreNamed) {
+  EXPECT_THROW(choose_num_splits(0, 1, 64, 64), dsa::InvalidArgument);
+  try {
+    choose_num_splits(132, 0, 64, 64);
+    FAIL();
+  } catch (const dsa::InvalidArgument& e) {
+    EXPECT_EQ(e.argument(), "grid_ctas");
+  }
+}
