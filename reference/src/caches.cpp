@@ -170,7 +170,8 @@ IndexKGeometry IndexKGeometry::packed(IndexKLayout layout, Fp8Format fp8, std::i
   g.num_blocks = num_blocks;
   g.page_tokens = page_tokens;
   g.head_dim = head_dim;
-  g.block_stride_bytes = g.page_bytes();
+  // SPEC §6.1: the stride is a multiple of 4 even where P·(D+4) is not (odd P and D).
+  g.block_stride_bytes = layout::round_up(g.page_bytes(), 4);
   return g;
 }
 

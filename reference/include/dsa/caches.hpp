@@ -80,6 +80,7 @@ struct IndexKGeometry {
   std::int32_t head_dim = 128;          // D (preshuffle: multiple of 16)
   std::int64_t block_stride_bytes = 0;  // ≥ P·(D+4), multiple of 4
 
+  // Blocks back to back: stride = P·(D+4) rounded up to the multiple of 4 that SPEC §6.1 requires.
   static IndexKGeometry packed(IndexKLayout layout, Fp8Format fp8, std::int64_t num_blocks,
                                std::int32_t page_tokens, std::int32_t head_dim);
   std::int64_t page_bytes() const { return layout::IndexK::min_page_bytes(page_tokens, head_dim); }
