@@ -38,9 +38,10 @@ void check_slots(std::span<const std::int64_t> slots, std::int64_t n, std::int64
 }  // namespace
 
 float mla_tile_scale(float amax, float fmax, ScalePolicy policy) {
-  const float v = std::max(amax / fmax, kMlaScaleFloor);
-  if (policy == ScalePolicy::fp32) return v;
-  return ue8m0_to_f32(f32_to_ue8m0(v, Ue8m0Rounding::up));
+  const float q = amax / fmax;
+  // SPEC §2.4: fp32 is amax / fmax itself; only a zero quotient (an all-zero tile) is floored.
+  if (policy == ScalePolicy::fp32) return q > 0.0f ? q : kMlaScaleFloor;
+  return ue8m0_to_f32(f32_to_ue8m0(std::max(q, kMlaScaleFloor), Ue8m0Rounding::up));
 }
 
 void quantize_kv(std::span<const float> rows, std::int64_t num_rows, std::int64_t row_stride,

@@ -11,12 +11,13 @@ namespace dsa {
 
 enum class ScalePolicy : std::uint8_t {
   pow2_ceil,  // s = 2^ceil(log2(max(amax / fmax, 1e-4))) — FlashMLA HEAD, vLLM (default)
-  fp32,       // s = max(amax / fmax, 1e-4) — FlashMLA 2025, SGLang (V32 only)
+  fp32,       // s = amax / fmax (1e-4 where that is 0) — FlashMLA 2025, SGLang (V32 only)
 };
 const char* to_string(ScalePolicy);
 
-// The floor applied to amax / fmax by both policies (an all-zero tile stores 2^−13 under
-// pow2_ceil and 1e-4 under fp32).
+// pow2_ceil floors amax / fmax at this value before rounding up (so an all-zero or tiny tile
+// stores 2^−13); fp32 uses it only for an all-zero tile (amax / fmax = 0), because SPEC §2.4's
+// fp32 scale is amax / fmax for every other tile.
 inline constexpr float kMlaScaleFloor = 1e-4f;
 
 struct MlaQuantParams {
