@@ -77,7 +77,7 @@ double gemm_gflops(int m, int n, int k, double min_seconds) {
 // One benchmark problem: random finite fp8 codes and scales, shuffled block table, 1-D lengths
 // ctx for every sequence, max_ctx = ctx.
 struct Problem {
-  std::int64_t B, N, H = 64, D = 128, ctx;
+  std::int64_t B, N, H, D = 128, ctx;
   std::int32_t P = 64;
   std::vector<std::uint8_t> q;
   std::vector<float> w, logits;
@@ -88,8 +88,8 @@ struct Problem {
   static dsa::IndexKGeometry geo(dsa::IndexKLayout l, std::int64_t B, std::int64_t ctx) {
     return dsa::IndexKGeometry::packed(l, dsa::Fp8Format::e4m3fn, B * ((ctx + 63) / 64), 64, 128);
   }
-  Problem(std::int64_t b, std::int64_t n, std::int64_t c)
-      : B(b), N(n), ctx(c), standard(geo(dsa::IndexKLayout::standard, b, c)),
+  Problem(std::int64_t b, std::int64_t n, std::int64_t c, std::int64_t h = 64)
+      : B(b), N(n), H(h), ctx(c), standard(geo(dsa::IndexKLayout::standard, b, c)),
         preshuffle(geo(dsa::IndexKLayout::preshuffle, b, c)) {
     std::mt19937_64 rng(42);
     auto code = [&] {
@@ -189,6 +189,14 @@ int main(int argc, char** argv) {
                      pr.bytes() / t / 1e9, pr.flops() / t / 1e9, 100.0 * pr.flops() / t / 1e9 / gemm_big);
         }
       }
+  // What is not GEMM: the same K traffic and decode with one head (GEMM 64× smaller).
+  {
+    Problem pr(64, 1, 8192, 1);
+    const auto p = pr.params(dsa::IndexKLayout::standard);
+    const double t = median_seconds(5, [&] { dsa::fast::paged_mqa_logits(p); });
+    fmt::print("\nnon-GEMM floor: fast, standard, B = 64, N = 1, ctx = 8192 with H = 1 (same K decode, GEMM 64× "
+               "smaller): {:.2f} ms\n", t * 1e3);
+  }
   fmt::print("\nfast: median of 5 runs (3 above 20 GFLOP) after a warm-up; gold: B = 1 only, one run, standard "
              "layout (fp64 plain loops).\nGB/s counts K cache read + q + weights + logits written; GFLOP counts "
              "2·B·N·H·D·ctx + 2·B·N·H·ctx (head sum).\ntotal bench time {:.1f} s\n",
