@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <limits>
 
 #include "dsa/error.hpp"
 
@@ -70,6 +71,14 @@ std::int64_t MlaCacheGeometry::scales_bytes() const {
   return (num_blocks - 1) * scale_block_stride_bytes + scale_page_bytes();
 }
 
+namespace {
+// (num_blocks − 1)·stride + page is representable, so values_bytes()/bytes() cannot overflow.
+bool bytes_fit_int64(std::int64_t num_blocks, std::int64_t stride, std::int64_t page) {
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  return num_blocks <= 1 || stride <= 0 || num_blocks - 1 <= (kMax - page) / stride;
+}
+}  // namespace
+
 void validate(const MlaCacheGeometry& g, const char* name) {
   const std::string n = name;
   if (g.num_blocks < 0)
@@ -88,6 +97,11 @@ void validate(const MlaCacheGeometry& g, const char* name) {
     throw InvalidArgument(n + ".scale_block_stride_bytes",
                           fmt::format("must be ≥ 8·page_tokens = {} B (got {})", g.scale_page_bytes(),
                                       g.scale_block_stride_bytes));
+  if (!bytes_fit_int64(g.num_blocks, g.block_stride_bytes, g.page_bytes()) ||
+      (g.layout == MlaLayout::MODEL1_SPLIT &&
+       !bytes_fit_int64(g.num_blocks, g.scale_block_stride_bytes, g.scale_page_bytes())))
+    throw InvalidArgument(n + ".num_blocks", fmt::format("{} blocks at a stride of {} B exceed the int64 byte range",
+                                                         g.num_blocks, g.block_stride_bytes));
 }
 
 void validate(const MlaCacheView& c, const char* name) {
@@ -202,6 +216,9 @@ void validate(const IndexKGeometry& g, const char* name) {
   if (g.block_stride_bytes % 4 != 0)
     throw InvalidArgument(n + ".block_stride_bytes",
                           fmt::format("must be a multiple of 4 (got {})", g.block_stride_bytes));
+  if (!bytes_fit_int64(g.num_blocks, g.block_stride_bytes, g.page_bytes()))
+    throw InvalidArgument(n + ".num_blocks", fmt::format("{} blocks at a stride of {} B exceed the int64 byte range",
+                                                         g.num_blocks, g.block_stride_bytes));
 }
 
 void validate(const IndexKCacheView& c, const char* name) {

@@ -53,9 +53,11 @@ void quantize_kv(std::span<const float> rows, std::int64_t num_rows, std::int64_
   if (num_rows < 0) throw InvalidArgument("num_rows", fmt::format("must be ≥ 0 (got {})", num_rows));
   if (row_stride < dim_qk)
     throw InvalidArgument("row_stride", fmt::format("must be ≥ dim_qk = {} (got {})", dim_qk, row_stride));
-  if (num_rows > 0 && static_cast<std::int64_t>(rows.size()) < (num_rows - 1) * row_stride + dim_qk)
-    throw InvalidArgument("rows", fmt::format("holds {} floats, needs {}", rows.size(),
-                                              (num_rows - 1) * row_stride + dim_qk));
+  // (num_rows − 1)·row_stride + dim_qk ≤ rows.size(), written so that it cannot overflow.
+  const auto have_rows = static_cast<std::int64_t>(rows.size());
+  if (num_rows > 0 && (have_rows < dim_qk || num_rows - 1 > (have_rows - dim_qk) / row_stride))
+    throw InvalidArgument("rows", fmt::format("holds {} floats, too few for {} rows of {} at stride {}", have_rows,
+                                              num_rows, dim_qk, row_stride));
   check_slots(slot_mapping, num_rows, g.capacity_tokens());
   if (g.layout != MlaLayout::BF16) check_fmax(params.fmax, g.fp8, "params.fmax");
   if (params.policy == ScalePolicy::fp32 && g.layout != MlaLayout::V32 && g.layout != MlaLayout::BF16)
@@ -115,8 +117,8 @@ void quantize_index_k(std::span<const float> k, std::int64_t n, std::span<const 
   validate(view, "cache");
   const auto& g = cache.geo;
   if (n < 0) throw InvalidArgument("n", fmt::format("must be ≥ 0 (got {})", n));
-  if (static_cast<std::int64_t>(k.size()) < n * g.head_dim)
-    throw InvalidArgument("k", fmt::format("holds {} floats, needs n·head_dim = {}", k.size(), n * g.head_dim));
+  if (n > static_cast<std::int64_t>(k.size()) / g.head_dim)
+    throw InvalidArgument("k", fmt::format("holds {} floats, needs n·head_dim = {}·{}", k.size(), n, g.head_dim));
   check_slots(slot_mapping, n, g.capacity_tokens());
   check_fmax(params.fmax, g.fp8, "params.fmax");
   const float fmax = resolve_fmax(params.fmax, g.fp8);
@@ -142,9 +144,9 @@ void gather_index_k(const IndexKCacheView& cache, std::span<const std::int32_t> 
   const auto& g = cache.geo;
   if (batch < 0) throw InvalidArgument("batch", fmt::format("must be ≥ 0 (got {})", batch));
   if (max_blocks < 0) throw InvalidArgument("max_blocks", fmt::format("must be ≥ 0 (got {})", max_blocks));
-  if (static_cast<std::int64_t>(block_table.size()) < batch * max_blocks)
-    throw InvalidArgument("block_table", fmt::format("holds {} entries, needs batch·max_blocks = {}",
-                                                     block_table.size(), batch * max_blocks));
+  if (max_blocks > 0 && batch > static_cast<std::int64_t>(block_table.size()) / max_blocks)
+    throw InvalidArgument("block_table", fmt::format("holds {} entries, needs batch·max_blocks = {}·{}",
+                                                     block_table.size(), batch, max_blocks));
   if (static_cast<std::int64_t>(seq_lens.size()) < batch)
     throw InvalidArgument("seq_lens", fmt::format("holds {} entries for batch {}", seq_lens.size(), batch));
   std::int64_t total = 0;
