@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -174,6 +175,27 @@ TEST(Spec8_MlaCacheValidation, EveryRuleNamesItsArgument) {
   g = good;
   g.page_tokens = 0;
   expect_invalid([&] { dsa::MlaCacheBuffer b(g); }, "cache.page_tokens");
+}
+
+TEST(Spec8_MlaCacheValidation, GeometriesBeyondInt64BytesAreRejectedWithoutOverflow) {
+  constexpr std::int64_t big = std::numeric_limits<std::int64_t>::max();
+  for (MlaLayout l : {MlaLayout::V32, MlaLayout::MODEL1, MlaLayout::MODEL1_SPLIT, MlaLayout::BF16}) {
+    auto g = MlaCacheGeometry::packed(l, Fp8Format::e4m3fn, big / 1000, 64);
+    expect_invalid([&] { dsa::validate(g, "cache"); }, "cache.num_blocks");
+    g = MlaCacheGeometry::packed(l, Fp8Format::e4m3fn, 2, 64);
+    g.block_stride_bytes = big;
+    expect_invalid([&] { dsa::validate(g, "cache"); }, "cache.num_blocks");
+    g.num_blocks = 1;  // one page: the stride is never multiplied
+    EXPECT_NO_THROW(dsa::validate(g, "cache"));
+  }
+  auto s = MlaCacheGeometry::packed(MlaLayout::MODEL1_SPLIT, Fp8Format::e4m3fn, 3, 64);
+  s.scale_block_stride_bytes = big / 2;
+  expect_invalid([&] { dsa::validate(s, "cache"); }, "cache.num_blocks");
+  auto k = IndexKGeometry::packed(IndexKLayout::standard, Fp8Format::e4m3fn, big / 1000, 64, 128);
+  expect_invalid([&] { dsa::validate(k, "k_cache"); }, "k_cache.num_blocks");
+  k.num_blocks = 3;
+  k.block_stride_bytes = big - 3;  // a multiple of 4
+  expect_invalid([&] { dsa::validate(k, "k_cache"); }, "k_cache.num_blocks");
 }
 
 TEST(Spec8_MlaCacheValidation, ShortBuffersAreRejected) {

@@ -881,6 +881,25 @@ struct IndexFixture {
   void expect_untouched() const { EXPECT_EQ(buf.bytes, before) << "the writer wrote before failing"; }
 };
 
+TEST(Spec8_QuantizeKvValidation, HugeCountsAreRejectedWithoutOverflow) {
+  constexpr std::int64_t big = std::numeric_limits<std::int64_t>::max();
+  MlaFixture fx(MlaLayout::V32);
+  const std::vector<std::int64_t> slots = {0, 1};
+  expect_invalid([&] { dsa::quantize_kv(fx.rows, big, 576, slots, fx.buf.span()); }, "rows");
+  expect_invalid([&] { dsa::quantize_kv(fx.rows, big / 576 + 2, 576, slots, fx.buf.span()); }, "rows");
+  expect_invalid([&] { dsa::quantize_kv(fx.rows, 2, big, slots, fx.buf.span()); }, "rows");
+  fx.expect_untouched();
+  IndexFixture ix(IndexKLayout::standard);
+  expect_invalid([&] { dsa::quantize_index_k(ix.k, big / 2, slots, ix.buf.span()); }, "k");
+  std::vector<std::uint8_t> codes(64);
+  std::vector<float> scales(2);
+  const std::vector<std::int32_t> table = {0, 1}, lens = {1, 1};
+  expect_invalid([&] { dsa::gather_index_k(ix.buf.view(), table, std::int64_t{1} << 40, std::int64_t{1} << 40, lens,
+                                           codes, scales); },
+                 "block_table");
+  ix.expect_untouched();
+}
+
 TEST(Spec8_QuantizeIndexKValidation, EveryErrorNamesItsArgumentAndWritesNothing) {
   for (IndexKLayout l : {IndexKLayout::standard, IndexKLayout::preshuffle}) {
     SCOPED_TRACE(dsa::to_string(l));
