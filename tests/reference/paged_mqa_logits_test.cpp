@@ -2,8 +2,9 @@
 // bound, and the bit-exact relations of §11 (layouts, block relabelling, page size, reruns).
 #include "dsa/paged_mqa_logits.hpp"
 
-#include <gtest/gtest.h>
 #include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <omp.h>
 #include <rapidcheck/gtest.h>
 
 #include <cmath>
@@ -372,6 +373,26 @@ RC_GTEST_PROP(PagedMqaLogits, FastWithinBoundOfGoldAndContractHolds, ()) {
       }
     }
   }
+}
+
+// The fast path splits work over OpenMP threads but never an element's arithmetic.
+TEST(PagedMqaLogits, ThreadCountDoesNotChangeAnyBit) {
+  PagedShape s;
+  s.batch = 3;
+  s.next_n = 2;
+  s.heads = 64;
+  s.dim = 128;
+  s.page = 64;
+  s.ctx = {700, 300, 1};
+  s.seed = 3;
+  PagedCase c = make_paged_case(s);
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const auto one = run(dsa::fast::paged_mqa_logits, c, c.params());
+  omp_set_num_threads(std::max(threads, 3));
+  const auto many = run(dsa::fast::paged_mqa_logits, c, c.params());
+  omp_set_num_threads(threads);
+  EXPECT_TRUE(bit_identical(one, many));
 }
 
 RC_GTEST_PROP(PagedMqaLogits, StandardAndPreshuffleGiveBitIdenticalLogits, ()) {
