@@ -453,15 +453,23 @@ void CaseFile::set_params(const json& params) {
 }
 
 // ---------------------------------------------------------------------------------------------
-CaseFile parse_case_file(std::span<const std::uint8_t> bytes, std::string_view source_view) {
-  const std::string source(source_view);
-  auto file_error = [&](std::string rule) { return CaseFileError(source, "", std::move(rule)); };
+namespace {
 
-  if (bytes.size() < 8)
-    throw file_error("truncated: " + std::to_string(bytes.size()) +
-                     " bytes, fewer than the 8-byte header length");
-  const std::uint64_t header_len = load_u64_le(bytes.data());
-  const std::uint64_t after_prefix = bytes.size() - 8;
+// What the header says, checked against the size of the file: where each tensor lies.
+struct HeaderPlan {
+  std::map<std::string, std::string> metadata;
+  std::vector<HeaderEntry> entries;  // every entry checked: dtype, shape, offsets inside the buffer
+  std::uint64_t buffer_offset = 0;   // 8 + header length
+};
+
+// The header length from the first 8 bytes of a file of `file_size` bytes, checked.
+std::uint64_t header_length(std::span<const std::uint8_t> prefix, std::uint64_t file_size,
+                            const std::string& source) {
+  auto file_error = [&](std::string rule) { return CaseFileError(source, "", std::move(rule)); };
+  if (file_size < 8)
+    throw file_error("truncated: " + std::to_string(file_size) + " bytes, fewer than the 8-byte header length");
+  const std::uint64_t header_len = load_u64_le(prefix.data());
+  const std::uint64_t after_prefix = file_size - 8;
   if (header_len > kCaseMaxHeaderBytes)
     throw file_error("header length " + std::to_string(header_len) + " exceeds the limit of " +
                      std::to_string(kCaseMaxHeaderBytes) + " bytes");
@@ -469,7 +477,12 @@ CaseFile parse_case_file(std::span<const std::uint8_t> bytes, std::string_view s
     throw file_error("header length " + std::to_string(header_len) + " exceeds the " +
                      std::to_string(after_prefix) + " bytes that follow the length (truncated file?)");
   if (header_len == 0) throw file_error("header is empty (it must be a JSON object)");
-  const auto header = bytes.subspan(8, header_len);
+  return header_len;
+}
+
+HeaderPlan plan_header(std::span<const std::uint8_t> header, std::uint64_t buffer_size,
+                       const std::string& source) {
+  auto file_error = [&](std::string rule) { return CaseFileError(source, "", std::move(rule)); };
   if (header[0] != '{') throw file_error("header must start with '{' (a JSON object)");
   // The JSON lexer reads a NUL byte as the end of input, which would let bytes after it through.
   if (const auto nul = std::find(header.begin(), header.end(), std::uint8_t{0}); nul != header.end())
@@ -486,7 +499,6 @@ CaseFile parse_case_file(std::span<const std::uint8_t> bytes, std::string_view s
   if (!ok || !sax.error_rule.empty())
     throw CaseFileError(source, sax.error_tensor, sax.error_rule.empty() ? "header is not valid JSON" : sax.error_rule);
 
-  const auto buffer = bytes.subspan(8 + header_len);
   struct Span {
     std::uint64_t begin, end;
     const HeaderEntry* entry;
@@ -498,10 +510,10 @@ CaseFile parse_case_file(std::span<const std::uint8_t> bytes, std::string_view s
     if (begin > end)
       throw CaseFileError(source, e.name, "data_offsets [" + std::to_string(begin) + "," +
                                               std::to_string(end) + "] run backwards");
-    if (end > buffer.size())
+    if (end > buffer_size)
       throw CaseFileError(source, e.name, "data_offsets [" + std::to_string(begin) + "," +
                                               std::to_string(end) + "] lie outside the " +
-                                              std::to_string(buffer.size()) + "-byte data buffer");
+                                              std::to_string(buffer_size) + "-byte data buffer");
     const auto need = byte_size(e.shape, dtype_size(*e.dtype));
     std::vector<std::int64_t> shown;  // for messages only; dims beyond int64 print as -1
     for (std::uint64_t d : e.shape)
@@ -535,26 +547,45 @@ CaseFile parse_case_file(std::span<const std::uint8_t> bytes, std::string_view s
     covered = s.end;
     previous = s.entry;
   }
-  if (covered != buffer.size())
+  if (covered != buffer_size)
     throw file_error("hole in the data buffer: bytes [" + std::to_string(covered) + "," +
-                     std::to_string(buffer.size()) + ") at its end belong to no tensor");
+                     std::to_string(buffer_size) + ") at its end belong to no tensor");
 
+  std::sort(sax.entries.begin(), sax.entries.end(),
+            [](const HeaderEntry& a, const HeaderEntry& b) { return a.name < b.name; });
+  return {std::move(sax.metadata), std::move(sax.entries), 8 + header.size()};
+}
+
+// The case a checked plan describes; `read(begin, tensor bytes)` fills one tensor's bytes from
+// buffer offset `begin`.
+template <class ReadBytes>
+CaseFile build_case(HeaderPlan plan, const std::string& source, ReadBytes&& read) {
   CaseFile out;
   out.source = source;
-  out.metadata = std::move(sax.metadata);
-  out.tensors.reserve(sax.entries.size());
-  for (const HeaderEntry& e : sax.entries) {
+  out.metadata = std::move(plan.metadata);
+  out.tensors.reserve(plan.entries.size());
+  for (HeaderEntry& e : plan.entries) {
     Tensor t;
-    t.name = e.name;
+    t.name = std::move(e.name);
     t.dtype = *e.dtype;
-    t.shape.assign(e.shape.begin(), e.shape.end());  // every dim <= int64 max: checked above
-    const auto data = buffer.subspan(e.offsets[0], e.offsets[1] - e.offsets[0]);
-    t.bytes.assign(data.begin(), data.end());
+    t.shape.assign(e.shape.begin(), e.shape.end());  // every dim <= int64 max: checked
+    t.bytes.resize(e.offsets[1] - e.offsets[0]);
+    read(e.offsets[0], t.bytes);
     out.tensors.push_back(std::move(t));
   }
-  std::sort(out.tensors.begin(), out.tensors.end(),
-            [](const Tensor& a, const Tensor& b) { return a.name < b.name; });
   return out;
+}
+
+}  // namespace
+
+CaseFile parse_case_file(std::span<const std::uint8_t> bytes, std::string_view source_view) {
+  const std::string source(source_view);
+  const std::uint64_t header_len = header_length(bytes.first(std::min<std::size_t>(bytes.size(), 8)), bytes.size(), source);
+  const auto buffer = bytes.subspan(8 + header_len);
+  HeaderPlan plan = plan_header(bytes.subspan(8, header_len), buffer.size(), source);
+  return build_case(std::move(plan), source, [&](std::uint64_t begin, std::vector<std::uint8_t>& dst) {
+    if (!dst.empty()) std::memcpy(dst.data(), buffer.data() + begin, dst.size());
+  });
 }
 
 CaseFile read_case_file(const std::string& path) {
@@ -567,10 +598,23 @@ CaseFile read_case_file(const std::string& path) {
   const std::streamoff size = in.tellg();
   if (size < 0) throw CaseFileError(path, "", "cannot determine the file size");
   in.seekg(0, std::ios::beg);
-  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
-  if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), size))
-    throw CaseFileError(path, "", "read failed");
-  return parse_case_file(bytes, path);
+  auto read_at = [&](std::uint64_t offset, std::uint8_t* dst, std::uint64_t n) {
+    in.seekg(static_cast<std::streamoff>(offset), std::ios::beg);
+    if (n > 0 && !in.read(reinterpret_cast<char*>(dst), static_cast<std::streamsize>(n)))
+      throw CaseFileError(path, "", "read failed at byte " + std::to_string(offset) + " (file changed while read?)");
+  };
+  // Only the header is read whole; each tensor is read straight into its own bytes, so a large
+  // cache is held once.
+  std::array<std::uint8_t, 8> prefix{};
+  read_at(0, prefix.data(), std::min<std::uint64_t>(8, static_cast<std::uint64_t>(size)));
+  const std::uint64_t header_len = header_length(prefix, static_cast<std::uint64_t>(size), path);
+  std::vector<std::uint8_t> header(header_len);
+  read_at(8, header.data(), header_len);
+  HeaderPlan plan = plan_header(header, static_cast<std::uint64_t>(size) - 8 - header_len, path);
+  const std::uint64_t base = plan.buffer_offset;
+  return build_case(std::move(plan), path, [&](std::uint64_t begin, std::vector<std::uint8_t>& dst) {
+    read_at(base + begin, dst.data(), dst.size());
+  });
 }
 
 std::vector<std::uint8_t> serialize_case_file(const CaseFile& case_file) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -45,22 +46,24 @@ std::string parse_error(const Bytes& bytes) {
   } while (0)
 
 // Two tensors written byte by byte: "a" F32 [2] = {1.0, -2.0} and "b" U8 [3] = {7, 8, 9}, with
-// metadata {"dsa": "{}"}. Header is 112 bytes (padded with spaces to a multiple of 8).
+// metadata {"dsa": "{}"}. The header is 135 bytes of JSON and 1 space of padding: 136 = 0x88.
+const std::string kHandBuiltHeader =
+    R"({"__metadata__":{"dsa":"{}"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+    R"("b":{"dtype":"U8","shape":[3],"data_offsets":[8,11]}} )";
 const Bytes kHandBuilt = [] {
-  const std::string header =
-      R"({"__metadata__":{"dsa":"{}"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-      R"("b":{"dtype":"U8","shape":[3],"data_offsets":[8,11]}})";
-  std::string padded = header + std::string((8 - header.size() % 8) % 8, ' ');
-  Bytes out = {static_cast<std::uint8_t>(padded.size()), 0, 0, 0, 0, 0, 0, 0};
-  out.insert(out.end(), padded.begin(), padded.end());
-  for (std::uint8_t b : {0x00, 0x00, 0x80, 0x3F,  // 1.0f
-                         0x00, 0x00, 0x00, 0xC0,  // -2.0f
-                         0x07, 0x08, 0x09})
-    out.push_back(b);
+  Bytes out(8 + kHandBuiltHeader.size() + 11);
+  const std::uint8_t length[8] = {0x88, 0, 0, 0, 0, 0, 0, 0};
+  const std::uint8_t data[11] = {0x00, 0x00, 0x80, 0x3F,  // 1.0f
+                                 0x00, 0x00, 0x00, 0xC0,  // -2.0f
+                                 0x07, 0x08, 0x09};
+  std::memcpy(out.data(), length, 8);
+  std::memcpy(out.data() + 8, kHandBuiltHeader.data(), kHandBuiltHeader.size());
+  std::memcpy(out.data() + 8 + kHandBuiltHeader.size(), data, 11);
   return out;
 }();
 
 TEST(CaseFileRead, HandBuiltFileParses) {
+  ASSERT_EQ(kHandBuiltHeader.size(), 0x88u);
   const CaseFile c = parse_case_file(kHandBuilt, "hand");
   ASSERT_EQ(c.tensors.size(), 2u);
   EXPECT_EQ(c.get<float>("a"), (std::vector<float>{1.0f, -2.0f}));
@@ -251,6 +254,43 @@ TEST(CaseFileReject, MissingFileNamesThePath) {
     EXPECT_EQ(e.source(), "/nonexistent/x.safetensors");
     EXPECT_EQ(e.argument(), "/nonexistent/x.safetensors");
   }
+}
+
+TEST(CaseFileReject, FileReaderAgreesWithMemoryReader) {
+  // read_case_file reads the header and each tensor on its own; same verdicts as parse_case_file.
+  const std::vector<Bytes> images = {
+      kHandBuilt,
+      Bytes{1, 0, 0},
+      image("{}", {}, 3),
+      image("{}", {}, 2),
+      image(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})", Bytes(3)),
+      image(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}})", Bytes(3)),
+      image(R"({"a":{"dtype":"U8","shape":[3],"data_offsets":[0,3]}})", {4, 5, 6}),
+  };
+  const auto dir = std::filesystem::temp_directory_path() / ("dsa_case_file_agree_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "x.safetensors").string();
+  for (std::size_t i = 0; i < images.size(); ++i) {
+    {
+      std::ofstream out(path, std::ios::binary | std::ios::trunc);
+      out.write(reinterpret_cast<const char*>(images[i].data()), static_cast<std::streamsize>(images[i].size()));
+    }
+    std::string from_memory, from_file;
+    CaseFile a, b;
+    try {
+      a = parse_case_file(images[i], path);
+    } catch (const CaseFileError& e) {
+      from_memory = e.what();
+    }
+    try {
+      b = read_case_file(path);
+    } catch (const CaseFileError& e) {
+      from_file = e.what();
+    }
+    EXPECT_EQ(from_file, from_memory) << "image " << i;
+    EXPECT_EQ(serialize_case_file(a), serialize_case_file(b)) << "image " << i;
+  }
+  std::filesystem::remove_all(dir);
 }
 
 // ---------------------------------------------------------------------------------------------
