@@ -232,7 +232,7 @@ RC_GTEST_PROP(MqaLogits, GoldEqualsPagedGoldOnGatheredKeys, ()) {
     }
     c.logits.resize(static_cast<std::size_t>(c.S * c.stride));
     const auto out = c.run(dsa::gold::mqa_logits, c.params());
-    for (std::int64_t i = 0; i < s.next_n; ++i)
+    for (std::int64_t i = 0; i < s.next_n && end > 0; ++i)
       RC_ASSERT(std::memcmp(out.data() + i * c.stride, pc.logits.data() + (b * s.next_n + i) * pc.row_stride,
                             static_cast<std::size_t>(end) * sizeof(float)) == 0);
   }
