@@ -231,8 +231,9 @@ def main():
         import safetensors.numpy  # noqa: F401
     except ImportError as e:
         print(f"SKIPPED: {sys.executable} cannot import numpy and safetensors ({e}); "
-              f"install them with: apt-get install python3-numpy && "
-              f"{sys.executable} -m pip install safetensors")
+              f"install them with: apt-get install python3-numpy && {sys.executable} -m pip "
+              f"install safetensors (Debian's own python3 needs --break-system-packages); "
+              f"or configure with -DDSA_PYTHON=<an interpreter that has both>")
         return SKIP
     print(f"python {sys.version.split()[0]} at {sys.executable}, numpy {np.__version__}, "
           f"safetensors {safetensors.__version__}")
