@@ -123,7 +123,7 @@ void fast_logits(const LogitsProblem& p, ReadToken&& read_token) {
   // Decoded queries [rows·H][D] and each group's span [lo, hi) of positions some row sees.
   std::vector<float> q(static_cast<std::size_t>(p.rows * H * D));
   const auto& table = fp8_table(p.q_fp8);
-  std::vector<VisibleRange> span(static_cast<std::size_t>(groups));
+  std::vector<VisibleRange> group_span(static_cast<std::size_t>(groups));
 #pragma omp parallel for schedule(static)
   for (std::int64_t g = 0; g < groups; ++g) {
     VisibleRange s{0, 0};
@@ -133,19 +133,19 @@ void fast_logits(const LogitsProblem& p, ReadToken&& read_token) {
       if (v.empty()) continue;
       s = s.empty() ? v : VisibleRange{std::min(s.begin, v.begin), std::max(s.end, v.end)};
     }
-    span[static_cast<std::size_t>(g)] = s;
+    group_span[static_cast<std::size_t>(g)] = s;
   }
 
   // Positions outside the blocks of a row's group are masked.
   std::vector<std::pair<std::int64_t, std::int64_t>> tasks;  // (group, block)
   for (std::int64_t g = 0; g < groups; ++g) {
-    const VisibleRange s = span[static_cast<std::size_t>(g)];
+    const VisibleRange s = group_span[static_cast<std::size_t>(g)];
     if (s.empty()) continue;
     for (std::int64_t c = s.begin / kTokenBlock; c * kTokenBlock < s.end; ++c) tasks.emplace_back(g, c);
   }
 #pragma omp parallel for schedule(static)
   for (std::int64_t r = 0; r < p.rows; ++r) {
-    const VisibleRange s = span[static_cast<std::size_t>(r / G)];
+    const VisibleRange s = group_span[static_cast<std::size_t>(r / G)];
     const std::int64_t covered_begin = s.empty() ? p.max_ctx : s.begin / kTokenBlock * kTokenBlock;
     const std::int64_t covered_end = s.empty() ? p.max_ctx : (s.end + kTokenBlock - 1) / kTokenBlock * kTokenBlock;
     float* out = p.logits + r * p.row_stride;
@@ -163,7 +163,7 @@ void fast_logits(const LogitsProblem& p, ReadToken&& read_token) {
 #pragma omp for schedule(dynamic, 1)
       for (std::size_t task = 0; task < tasks.size(); ++task) {
         const auto [g, c] = tasks[task];
-        const VisibleRange s = span[static_cast<std::size_t>(g)];
+        const VisibleRange s = group_span[static_cast<std::size_t>(g)];
         const std::int64_t t0 = c * kTokenBlock;
         for (std::int64_t i = 0; i < kTokenBlock; ++i) {
           float* k = k_tile.row(i).data();
