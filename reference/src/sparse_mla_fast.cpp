@@ -14,8 +14,8 @@
 // results do not depend on the thread count, and staged ≡ fused bit for bit whenever the reader
 // model's operands are bf16 (then both fill identical fp32 tiles).
 //
-// Eigen products are always called from inside the OpenMP region, where Eigen runs them
-// single-threaded; sums that feed a result are written with a fixed order (ordered_sum).
+// Eigen products are always called from inside the OpenMP region and run single-threaded there;
+// sums that feed a result are written with a fixed order (ordered_sum).
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
@@ -236,8 +236,12 @@ void run_engine(const MlaProblem& p, const SparseMlaOutputs& out, int num_splits
     hg = std::min(kMlaHeadGroup, p.H - h0);
   };
 
-#pragma omp parallel
+#pragma omp parallel if (p.parallel())
   {
+    // Eigen runs a product single-threaded inside an active team, but would open a team of its
+    // own inside an inactive one (small problems): nthreads-var is per task, so this keeps every
+    // product single-threaded here and changes nothing outside the region.
+    omp_set_num_threads(1);
     Scratch sc(p.D_qk, Dv);
     std::vector<float> o(static_cast<std::size_t>(Dv));
     if (num_splits == 1) {
@@ -290,7 +294,7 @@ MlaStagedKv stage(const MlaProblem& p) {
   ws.dim_qk = p.D_qk;
   ws.rows.assign(static_cast<std::size_t>(p.T * L * p.D_qk), 0);
   ws.indices.assign(static_cast<std::size_t>(p.T * L), -1);
-#pragma omp parallel
+#pragma omp parallel if (p.parallel())
   {
     std::vector<float> token(static_cast<std::size_t>(p.D_qk));
 #pragma omp for schedule(dynamic, 1)

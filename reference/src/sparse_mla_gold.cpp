@@ -64,7 +64,7 @@ void gold_rows(const detail::MlaProblem& p, SparseMlaGold& g, SparseMlaGoldStats
   }
   const std::int64_t slots = p.slots();
 
-#pragma omp parallel
+#pragma omp parallel if (p.parallel())
   {
     std::vector<float> token(static_cast<std::size_t>(D));
     std::vector<double> k;   // [n][D]   operands of the valid slots, in slot order

@@ -45,6 +45,11 @@ struct MlaProblem {
 
   std::int64_t slots() const { return num_sel == 1 ? sel[0].topk : std::int64_t{sel[0].topk} + sel[1].topk; }
 
+  // Whether a call is worth an OpenMP team: below ~16M multiply-adds (well under a millisecond)
+  // a parallel region costs more than the work, and far more on a loaded machine where a barrier
+  // may wait a scheduler slice. Results never depend on the thread count, so this is only speed.
+  bool parallel() const { return T * H * slots() * (D_qk + D_v) >= (std::int64_t{1} << 24); }
+
   // Slot s of the concatenated axis of row r: the selection it belongs to and its token.
   struct Slot {
     const MlaSelection* sel;

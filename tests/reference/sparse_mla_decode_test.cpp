@@ -368,6 +368,55 @@ RC_GTEST_PROP(SparseMlaDecode, PoisonedUnreferencedRowsNeverMatter, ()) {
   }
 }
 
+// A few full-size fixed cases (H = 128, topk up to 2048, both layout families, extra cache,
+// lengths and sinks), fast within the interim bound of gold.
+TEST(SparseMlaDecode, FullSizeCasesAreWithinTheInterimBound) {
+  struct Fixed {
+    MlaLayout layout, extra_layout;
+    std::int32_t topk, extra_topk;
+    IndexMode mode;
+  };
+  for (const Fixed f : {Fixed{MlaLayout::V32, MlaLayout::BF16, 2048, 0, IndexMode::physical},
+                        Fixed{MlaLayout::MODEL1, MlaLayout::MODEL1_SPLIT, 512, 128, IndexMode::logical},
+                        Fixed{MlaLayout::V32, MlaLayout::V32, 1024, 64, IndexMode::logical}}) {
+    test::CaseSpec spec;
+    spec.B = 2;
+    spec.S_q = 1;
+    spec.H = 128;
+    spec.mode = f.mode;
+    spec.primary.layout = f.layout;
+    spec.primary.bf16_dim_qk = mla_dim_qk(f.layout);
+    spec.primary.num_blocks = 48;
+    spec.primary.page_tokens = 64;
+    spec.primary.max_blocks = 48;
+    spec.primary.topk = f.topk;
+    spec.primary.lengths = true;
+    if (f.extra_topk > 0) {
+      test::CacheSpec e;
+      e.layout = f.extra_layout;
+      e.bf16_dim_qk = spec.primary.bf16_dim_qk;
+      e.num_blocks = 4;
+      e.page_tokens = 16;
+      e.max_blocks = 4;
+      e.topk = f.extra_topk;
+      spec.extra = e;
+    }
+    spec.sink = test::SinkKind::finite;
+    spec.scale_policy = ScalePolicy::fp32;
+    spec.reader = ReaderModel::flashmla_sm90();
+    spec.seed = 5;
+    const DecodeCase c = test::build_case(spec);
+    SparseMlaGoldStats stats;
+    const SparseMlaGold gold = sparse_mla_decode_gold(c.params(), &stats);
+    for (const auto& v : kVariants) {
+      Outputs fast(c.T(), c.H);
+      sparse_mla_decode_fast(c.params(), fast.view(), v.options);
+      const auto bound = sparse_mla_interim_bound(gold, stats, c.conventions, v.options.num_splits);
+      EXPECT_EQ(test::check_against_gold(fast, gold, bound), "") << to_string(f.layout) << " " << v.name;
+    }
+  }
+}
+
 TEST(SparseMlaDecode, EveryUnreferencedRowPoisonedAndEveryIndexInvalid) {
   // Every slot invalid in every way (nasty values, valid values beyond topk_length, block table
   // entries out of range) over a fully poisoned, exactly sized cache: nothing is read.

@@ -141,9 +141,11 @@ struct SparseMlaFastOptions {
 
 // Keys per tile of the online softmax and query heads per work item: fixed, so that results do
 // not depend on the thread count; staged and fused share them and are therefore bit-identical
-// under a reader model whose operands are bf16.
+// under a reader model whose operands are bf16. A head group of 128 covers every head of the
+// DeepSeek models, so each selected token is dequantized once per query row (the rows × 128 heads
+// share the K tile, as on the GPU); a single row gets its parallelism from split-KV instead.
 inline constexpr int kMlaTileSlots = 64;
-inline constexpr int kMlaHeadGroup = 64;
+inline constexpr int kMlaHeadGroup = 128;
 
 // Split count when options.num_splits == 0: 1 when rows × head groups already give every thread
 // work; otherwise enough chunks to do so, keeping at least two key tiles per chunk.
