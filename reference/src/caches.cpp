@@ -125,23 +125,20 @@ MlaCacheBuffer::MlaCacheBuffer(const MlaCacheGeometry& g) : geo(g) {
   scales.assign(static_cast<std::size_t>(g.scales_bytes()), 0);
 }
 
+namespace {
+template <MlaLayout L>
+int read_scales_as(const MlaPageRef& pg, std::int64_t t, float* out) {
+  for (int k = 0; k < mla_num_scales<L>(); ++k) out[k] = mla_stored_scale<L>(pg, t, k);
+  return mla_num_scales<L>();
+}
+}  // namespace
+
 int read_mla_scales(const MlaCacheView& c, std::int64_t block, std::int64_t t, float* out) {
-  const auto& g = c.geo;
-  const std::uint8_t* page = c.values.data() + block * g.block_stride_bytes;
-  switch (g.layout) {
-    case MlaLayout::V32:
-      for (int k = 0; k < layout::V32::num_scales; ++k) out[k] = load_f32(page + layout::V32::scale_offset(t, k));
-      return layout::V32::num_scales;
-    case MlaLayout::MODEL1:
-      for (int k = 0; k < layout::Model1::num_scales; ++k)
-        out[k] = ue8m0_to_f32(page[layout::Model1::scale_offset(g.page_tokens, t, k)]);
-      return layout::Model1::num_scales;
-    case MlaLayout::MODEL1_SPLIT: {
-      const std::uint8_t* sp = c.scales.data() + block * g.scale_block_stride_bytes;
-      for (int k = 0; k < layout::Model1::num_scales; ++k)
-        out[k] = ue8m0_to_f32(sp[layout::Model1Split::scale_offset(t, k)]);
-      return layout::Model1::num_scales;
-    }
+  const MlaPageRef pg = mla_page_ref(c.geo, c.values.data(), c.scales.data(), block);
+  switch (c.geo.layout) {
+    case MlaLayout::V32: return read_scales_as<MlaLayout::V32>(pg, t, out);
+    case MlaLayout::MODEL1: return read_scales_as<MlaLayout::MODEL1>(pg, t, out);
+    case MlaLayout::MODEL1_SPLIT: return read_scales_as<MlaLayout::MODEL1_SPLIT>(pg, t, out);
     case MlaLayout::BF16: return 0;
   }
   return 0;
@@ -149,29 +146,12 @@ int read_mla_scales(const MlaCacheView& c, std::int64_t block, std::int64_t t, f
 
 void read_mla_token(const MlaCacheView& c, std::int64_t block, std::int64_t t, const ReaderModel& model,
                     float* out) {
-  const auto& g = c.geo;
-  const std::uint8_t* page = c.values.data() + block * g.block_stride_bytes;
-  if (g.layout == MlaLayout::BF16) {
-    for (int d = 0; d < g.bf16_dim_qk; ++d)
-      out[d] = bf16_operand(load_u16(page + layout::Bf16::dim_offset(t, d, g.bf16_dim_qk)));
-    return;
-  }
-  float scales[8];
-  read_mla_scales(c, block, t, scales);
-  const bool v32 = g.layout == MlaLayout::V32;
-  const int nope = v32 ? layout::V32::nope_dims : layout::Model1::nope_dims;
-  const int tile = v32 ? layout::V32::tile_dims : layout::Model1::tile_dims;
-  const int dim_qk = g.dim_qk();
-  for (int k = 0; k * tile < nope; ++k) {
-    const float s = effective_scale(scales[k], model.scale);
-    for (int d = k * tile; d < (k + 1) * tile; ++d) {
-      const std::int64_t off = v32 ? layout::V32::dim_offset(t, d) : layout::Model1::dim_offset(t, d);
-      out[d] = dequant_operand(page[off], g.fp8, s, model);
-    }
-  }
-  for (int d = nope; d < dim_qk; ++d) {
-    const std::int64_t off = v32 ? layout::V32::dim_offset(t, d) : layout::Model1::dim_offset(t, d);
-    out[d] = bf16_operand(load_u16(page + off));
+  const MlaPageRef pg = mla_page_ref(c.geo, c.values.data(), c.scales.data(), block);
+  switch (c.geo.layout) {
+    case MlaLayout::V32: return read_mla_token_as<MlaLayout::V32>(pg, t, model, out);
+    case MlaLayout::MODEL1: return read_mla_token_as<MlaLayout::MODEL1>(pg, t, model, out);
+    case MlaLayout::MODEL1_SPLIT: return read_mla_token_as<MlaLayout::MODEL1_SPLIT>(pg, t, model, out);
+    case MlaLayout::BF16: return read_mla_token_as<MlaLayout::BF16>(pg, t, model, out);
   }
 }
 

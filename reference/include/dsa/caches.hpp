@@ -7,7 +7,9 @@
 #include <vector>
 
 #include "dsa/formats.hpp"
+#include "dsa/hd.hpp"
 #include "dsa/layouts.hpp"
+#include "dsa/mla_read.hpp"
 #include "dsa/reader_model.hpp"
 
 namespace dsa {
@@ -31,10 +33,22 @@ struct MlaCacheGeometry {
   std::int64_t scale_page_bytes() const;   // MODEL1_SPLIT: 8·P; 0 otherwise
   std::int64_t values_bytes() const;       // exact size of the value tensor: (nb−1)·stride + page
   std::int64_t scales_bytes() const;       // exact size of the scale tensor (MODEL1_SPLIT), else 0
-  std::int64_t capacity_tokens() const { return num_blocks * page_tokens; }
-  int dim_qk() const { return mla_dim_qk(layout, bf16_dim_qk); }
-  int dim_v() const { return mla_dim_v(); }
+  DSA_HD std::int64_t capacity_tokens() const { return num_blocks * page_tokens; }
+  DSA_HD int dim_qk() const { return mla_dim_qk(layout, bf16_dim_qk); }
+  DSA_HD int dim_v() const { return mla_dim_v(); }
 };
+
+// Page `block` of a cache whose tensors start at `values` and `scales` (host or device memory).
+DSA_HD inline MlaPageRef mla_page_ref(const MlaCacheGeometry& g, const std::uint8_t* values,
+                                      const std::uint8_t* scales, std::int64_t block) {
+  MlaPageRef pg;
+  pg.values = values + block * g.block_stride_bytes;
+  pg.scales = g.layout == MlaLayout::MODEL1_SPLIT ? scales + block * g.scale_block_stride_bytes : nullptr;
+  pg.page_tokens = g.page_tokens;
+  pg.fp8 = g.fp8;
+  pg.bf16_dim_qk = g.bf16_dim_qk;
+  return pg;
+}
 
 template <class Byte>
 struct BasicMlaCache {
@@ -64,6 +78,7 @@ void require_layout(const MlaCacheGeometry& g, MlaLayout expected, const char* n
 
 // The operands of token (block, t), all dim_qk() of them, as `model` sees them (SPEC §2.5).
 // `out` has dim_qk() floats. No bounds are checked here: callers resolve validity first.
+// Implemented by read_mla_token_as<L> (mla_read.hpp), which the GPU gathers call too.
 void read_mla_token(const MlaCacheView& c, std::int64_t block, std::int64_t t,
                     const ReaderModel& model, float* out);
 
