@@ -2,6 +2,14 @@
 find_package(Eigen3 3.4 REQUIRED NO_MODULE)
 find_package(OpenMP REQUIRED COMPONENTS CXX)
 find_package(fmt REQUIRED)
+# dsa_fmt: fmt for the libraries a GPU-only build contains. Header-only there, so the build
+# folder carried to a GPU host (which has no Debian libfmt.so) runs as it is.
+add_library(dsa_fmt INTERFACE)
+if(DSA_GPU_ONLY)
+  target_link_libraries(dsa_fmt INTERFACE fmt::fmt-header-only)
+else()
+  target_link_libraries(dsa_fmt INTERFACE fmt::fmt)
+endif()
 find_package(nlohmann_json 3.10 REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(Threads REQUIRED)
