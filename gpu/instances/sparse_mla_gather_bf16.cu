@@ -1,0 +1,6 @@
+// Staged sparse MLA gather kernel for layout BF16 (one instantiation per file keeps builds parallel).
+#include "../sparse_mla_gather_kernel.cuh"
+
+namespace dsa::gpu {
+DSA_INSTANTIATE_SPARSE_MLA_GATHER(dsa::MlaLayout::BF16)
+}  // namespace dsa::gpu
