@@ -24,6 +24,7 @@
 #include "dsa/gpu/sparse_mla_gather.hpp"
 #include "dsa/layouts.hpp"
 #include "dsa/reader_model.hpp"
+#include "dsa/sparse_mla.hpp"
 
 namespace {
 
@@ -351,6 +352,39 @@ TEST(SparseMlaGatherHostEmulation, KernelBodyMatchesReadMlaToken) {
   EXPECT_GT(valid, 1000);
   EXPECT_GT(invalid, 300);
   std::printf("%lld valid and %lld invalid slots\n", static_cast<long long>(valid), static_cast<long long>(invalid));
+}
+
+// The expected outputs are also those of the CPU staged path (dsa::sparse_mla_stage), so the GPU
+// workspace can feed any implementation of step 2.
+TEST(SparseMlaGatherHostEmulation, ExpectationIsTheCpuStagedPath) {
+  for (const Problem& p : all_problems()) {
+    SCOPED_TRACE(p.label);
+    const std::vector<std::uint16_t> q(static_cast<std::size_t>(p.B * p.S_q * p.dim), 0);
+    dsa::SparseMlaDecodeParams d;
+    d.q = q;
+    d.B = p.B;
+    d.S_q = p.S_q;
+    d.H = 1;
+    d.index_mode = p.mode;
+    d.cache = p.primary.view();
+    d.block_table = p.primary.block_table;
+    d.max_blocks = p.primary.max_blocks;
+    d.indices = p.primary.indices;
+    d.topk = p.primary.topk;
+    d.topk_length = p.primary.topk_length;
+    if (p.has_extra) {
+      d.extra_cache = p.extra.view();
+      d.extra_block_table = p.extra.block_table;
+      d.extra_max_blocks = p.extra.max_blocks;
+      d.extra_indices = p.extra.indices;
+      d.extra_topk = p.extra.topk;
+      d.extra_topk_length = p.extra.topk_length;
+    }
+    d.reader = p.model;
+    const dsa::MlaStagedKv staged = dsa::sparse_mla_stage(d);
+    ASSERT_EQ(staged.slots, p.K);
+    expect_equal_outputs(p, staged.rows, staged.indices);
+  }
 }
 
 // ------------------------------------------------------------------------------------------------
