@@ -12,7 +12,8 @@ usage: roundtrip_test.py PATH/TO/case_file_tool
    metadata; re-serialized by Python, it passes dsa-oracle's value check again.
 4. Malformed files that the safetensors package rejects are rejected by dsa-oracle too.
 
-Exit 0 on success, 1 on a failure, 77 (SKIPPED) when numpy or safetensors cannot be imported.
+Exit 0 on success, 1 on a failure, 77 (SKIPPED) when numpy or safetensors cannot be imported
+(1 instead when DSA_REQUIRE_PYTHON=1, so that CI cannot pass with the round trip skipped).
 The canonical values mirror canonical_case() in tests/oracle/case_file_tool.cpp.
 """
 import json
@@ -234,7 +235,7 @@ def main():
               f"install them with: apt-get install python3-numpy && {sys.executable} -m pip "
               f"install safetensors (Debian's own python3 needs --break-system-packages); "
               f"or configure with -DDSA_PYTHON=<an interpreter that has both>")
-        return SKIP
+        return 1 if os.environ.get("DSA_REQUIRE_PYTHON") == "1" else SKIP
     print(f"python {sys.version.split()[0]} at {sys.executable}, numpy {np.__version__}, "
           f"safetensors {safetensors.__version__}")
     with tempfile.TemporaryDirectory(prefix="dsa_roundtrip_") as tmp:
