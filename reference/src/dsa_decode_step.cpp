@@ -8,12 +8,11 @@
 
 #include "dsa/error.hpp"
 #include "dsa/topk.hpp"
+#include "indexer_validation.hpp"
 
 namespace dsa {
 
 namespace {
-
-std::size_t count(std::int64_t n) { return static_cast<std::size_t>(std::max<std::int64_t>(n, 0)); }
 
 // Runs a stage's validation, naming the stage in the argument ("indexer.block_table"). A layout
 // mismatch keeps its type; its message already names the two layouts of its stage.
@@ -46,18 +45,32 @@ Stages prepare(const DsaDecodeStepParams& p, DsaDecodeStepResult& r) {
   if (p.mla.S_q != p.indexer.next_n)
     throw InvalidArgument("mla.S_q", fmt::format("must equal indexer.next_n = {} (got {})", p.indexer.next_n, p.mla.S_q));
 
+  // Buffers are sized before validation (the stages check their sizes). Logits and out/lse only
+  // where the given q backs their extents; otherwise they stay empty and the stage's validation
+  // names the real culprit. The top-k buffer is B·N·topk, as asked.
   Stages s{p.indexer, p.mla, {}};
-  r.rows = p.indexer.rows();
+  const auto rows = detail::checked_product({p.indexer.batch, p.indexer.next_n});
+  const bool rows_ok = rows && *rows <= static_cast<std::int64_t>(p.indexer.q.size());
+  r.rows = rows_ok ? *rows : 0;
   r.max_ctx = p.indexer.max_ctx;
   r.topk = p.topk;
-  r.logits.assign(count(r.rows) * count(r.max_ctx), 0.0f);
+  if (rows_ok && r.max_ctx >= 0) {
+    const auto logits = detail::checked_product({r.rows, r.max_ctx});
+    if (!logits) throw InvalidArgument("indexer.max_ctx", fmt::format("B·N·max_ctx exceeds int64 (max_ctx {})", r.max_ctx));
+    r.logits.assign(static_cast<std::size_t>(*logits), 0.0f);
+  }
   s.indexer.logits = r.logits;
   s.indexer.logits_row_stride = std::max<std::int64_t>(r.max_ctx, 0);
   validate_stage("indexer", [&] { validate(s.indexer); });
 
-  r.indices.assign(count(r.rows) * count(p.topk), -1);
-  r.out.assign(count(r.rows) * count(p.mla.H) * count(p.mla.cache.geo.dim_v()), 0);
-  r.lse.assign(count(r.rows) * count(p.mla.H), 0.0f);
+  const auto indices = detail::checked_product({r.rows, p.topk});
+  if (!indices) throw InvalidArgument("topk", fmt::format("B·N·topk exceeds int64 (topk {})", p.topk));
+  r.indices.assign(static_cast<std::size_t>(*indices), -1);
+  const auto q_elems = detail::checked_product({r.rows, p.mla.H, p.mla.cache.geo.dim_qk()});
+  if (q_elems && *q_elems <= static_cast<std::int64_t>(p.mla.q.size())) {
+    r.out.assign(static_cast<std::size_t>(r.rows * p.mla.H * p.mla.cache.geo.dim_v()), 0);
+    r.lse.assign(static_cast<std::size_t>(r.rows * p.mla.H), 0.0f);
+  }
   s.mla.index_mode = IndexMode::logical;
   s.mla.indices = r.indices;
   s.mla.topk = p.topk;

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "dsa/error.hpp"
+#include "indexer_validation.hpp"
 #include "mqa_logits_engine.hpp"
 
 namespace dsa {
@@ -11,11 +12,6 @@ namespace dsa {
 namespace {
 
 std::size_t idx(std::int64_t i) { return static_cast<std::size_t>(i); }
-
-void require_size(std::size_t have, std::int64_t need, const char* name, const char* what) {
-  if (static_cast<std::int64_t>(have) < need)
-    throw InvalidArgument(name, fmt::format("holds {} elements, needs {} = {}", have, what, need));
-}
 
 // Consecutive query rows that share one K tile in the fast path: about 256 GEMM columns.
 std::int64_t group_rows(std::int64_t heads) { return std::max<std::int64_t>(1, 256 / heads); }
@@ -44,18 +40,16 @@ void validate(const MqaLogitsParams& p) {
   if (p.seq_len_kv < 0) throw InvalidArgument("seq_len_kv", fmt::format("must be ≥ 0 (got {})", p.seq_len_kv));
   if (p.num_heads < 1) throw InvalidArgument("num_heads", fmt::format("must be ≥ 1 (got {})", p.num_heads));
   if (p.head_dim < 1) throw InvalidArgument("head_dim", fmt::format("must be ≥ 1 (got {})", p.head_dim));
-  require_size(p.q.size(), p.seq_len * p.num_heads * p.head_dim, "q", "S·H·D");
-  require_size(p.k.size(), p.seq_len_kv * p.head_dim, "k", "S_kv·D");
-  require_size(p.k_scales.size(), p.seq_len_kv, "k_scales", "S_kv");
-  require_size(p.weights.size(), p.seq_len * p.num_heads, "weights", "S·H");
-  require_size(p.ks.size(), p.seq_len, "ks", "S");
-  require_size(p.ke.size(), p.seq_len, "ke", "S");
+  detail::require_elements(p.q.size(), {p.seq_len, p.num_heads, p.head_dim}, "q", "S·H·D");
+  detail::require_elements(p.k.size(), {p.seq_len_kv, p.head_dim}, "k", "S_kv·D");
+  detail::require_elements(p.k_scales.size(), {p.seq_len_kv}, "k_scales", "S_kv");
+  detail::require_elements(p.weights.size(), {p.seq_len, p.num_heads}, "weights", "S·H");
+  detail::require_elements(p.ks.size(), {p.seq_len}, "ks", "S");
+  detail::require_elements(p.ke.size(), {p.seq_len}, "ke", "S");
   if (p.logits_row_stride < p.seq_len_kv)
     throw InvalidArgument("logits_row_stride",
                           fmt::format("must be ≥ seq_len_kv = {} (got {})", p.seq_len_kv, p.logits_row_stride));
-  if (p.seq_len > 0)
-    require_size(p.logits.size(), (p.seq_len - 1) * p.logits_row_stride + p.seq_len_kv, "logits",
-                 "(S−1)·row_stride + S_kv");
+  detail::require_rows(p.logits.size(), p.seq_len, p.logits_row_stride, p.seq_len_kv, "logits", "(S−1)·row_stride + S_kv");
   for (std::int64_t i = 0; i < p.seq_len; ++i) {
     const std::int32_t ks = p.ks[idx(i)], ke = p.ke[idx(i)];
     if (ks < 0 || ks > ke || ke > p.seq_len_kv)

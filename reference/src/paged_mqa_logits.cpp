@@ -6,6 +6,7 @@
 #include <string>
 
 #include "dsa/error.hpp"
+#include "indexer_validation.hpp"
 #include "mqa_logits_engine.hpp"
 
 namespace dsa {
@@ -13,11 +14,6 @@ namespace dsa {
 namespace {
 
 std::size_t idx(std::int64_t i) { return static_cast<std::size_t>(i); }
-
-void require_size(std::size_t have, std::int64_t need, const char* name, const char* what) {
-  if (static_cast<std::int64_t>(have) < need)
-    throw InvalidArgument(name, fmt::format("holds {} elements, needs {} = {}", have, what, need));
-}
 
 detail::LogitsProblem problem(const PagedMqaLogitsParams& p, const std::vector<VisibleRange>& ranges) {
   detail::LogitsProblem lp;
@@ -47,18 +43,21 @@ void validate(const PagedMqaLogitsParams& p) {
   const auto& g = p.cache.geo;
   if (p.head_dim != g.head_dim)
     throw InvalidArgument("head_dim", fmt::format("must equal cache.head_dim = {} (got {})", g.head_dim, p.head_dim));
-  const std::int64_t rows = p.rows();
-  require_size(p.q.size(), rows * p.num_heads * p.head_dim, "q", "B·N·H·D");
-  require_size(p.weights.size(), rows * p.num_heads, "weights", "B·N·H");
+  const auto rows_checked = detail::checked_product({p.batch, p.next_n});
+  if (!rows_checked) throw InvalidArgument("next_n", fmt::format("B·N = {}·{} exceeds int64", p.batch, p.next_n));
+  const std::int64_t rows = *rows_checked;
+  detail::require_elements(p.q.size(), {rows, p.num_heads, p.head_dim}, "q", "B·N·H·D");
+  detail::require_elements(p.weights.size(), {rows, p.num_heads}, "weights", "B·N·H");
   const bool per_row = p.context_lens_kind == ContextLens::per_row;
-  require_size(p.context_lens.size(), per_row ? rows : p.batch, "context_lens", per_row ? "B·N (per_row)" : "B (per_sequence)");
+  detail::require_elements(p.context_lens.size(), {per_row ? rows : p.batch}, "context_lens",
+                           per_row ? "B·N (per_row)" : "B (per_sequence)");
   if (p.max_blocks < 0) throw InvalidArgument("max_blocks", fmt::format("must be ≥ 0 (got {})", p.max_blocks));
-  require_size(p.block_table.size(), p.batch * p.max_blocks, "block_table", "B·max_blocks");
+  detail::require_elements(p.block_table.size(), {p.batch, p.max_blocks}, "block_table", "B·max_blocks");
   if (p.max_ctx < 0) throw InvalidArgument("max_ctx", fmt::format("must be ≥ 0 (got {})", p.max_ctx));
   if (p.logits_row_stride < p.max_ctx)
     throw InvalidArgument("logits_row_stride",
                           fmt::format("must be ≥ max_ctx = {} (got {})", p.max_ctx, p.logits_row_stride));
-  if (rows > 0) require_size(p.logits.size(), (rows - 1) * p.logits_row_stride + p.max_ctx, "logits", "(B·N−1)·row_stride + max_ctx");
+  detail::require_rows(p.logits.size(), rows, p.logits_row_stride, p.max_ctx, "logits", "(B·N−1)·row_stride + max_ctx");
 
   for (std::size_t j = 0; j < (per_row ? idx(rows) : idx(p.batch)); ++j)
     if (p.context_lens[j] < 0)

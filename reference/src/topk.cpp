@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "dsa/error.hpp"
+#include "indexer_validation.hpp"
 
 namespace dsa {
 
@@ -25,8 +26,7 @@ void validate_rows(std::span<const float> logits, std::int64_t rows, std::int64_
     throw InvalidArgument("row_stride", fmt::format("must be in [0, 2^31) so positions fit int32 (got {})", row_stride));
   if (static_cast<std::int64_t>(ranges.size()) < rows)
     throw InvalidArgument("ranges", fmt::format("holds {} rows, needs {}", ranges.size(), rows));
-  if (static_cast<std::int64_t>(index_elements) < rows * k)
-    throw InvalidArgument(index_name, fmt::format("holds {} elements, needs rows·k = {}", index_elements, rows * k));
+  detail::require_elements(index_elements, {rows, k}, index_name, "rows·k");
   for (std::int64_t r = 0; r < rows; ++r) {
     const VisibleRange v = ranges[idx(r)];
     if (v.begin < 0 || v.end > row_stride || v.begin > v.end)

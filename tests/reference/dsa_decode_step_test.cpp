@@ -232,6 +232,15 @@ TEST(DsaDecodeStep, ErrorsNameTheirStageAndNothingRuns) {
   p = c.params(8);
   p.mla.max_blocks = -1;
   expect_error(p, "mla.max_blocks");
+  p = c.params(8);
+  p.indexer.max_ctx = std::int64_t{1} << 62;
+  expect_error(p, "indexer.max_ctx");
+  p = c.params(8);
+  p.indexer.batch = p.mla.B = std::int64_t{1} << 40;
+  expect_error(p, "indexer.");
+  p = c.params(8);
+  p.mla.H = 1 << 30;
+  expect_error(p, "mla.q");
   // A layout mismatch keeps its type and names both layouts.
   p = c.params(8);
   p.indexer.reader_layout = dsa::IndexKLayout::standard;

@@ -125,6 +125,14 @@ TEST(MqaLogits, RangeAndShapeErrorsNameTheArgument) {
   p = c.params();
   p.k_scales = p.k_scales.first(3);
   EXPECT_THROW(dsa::gold::mqa_logits(p), dsa::InvalidArgument);
+  // Hostile extents fail by name, without signed overflow (UBSan build).
+  p = c.params();
+  p.num_heads = std::int64_t{1} << 40;
+  p.head_dim = std::int64_t{1} << 40;
+  EXPECT_THROW(dsa::fast::mqa_logits(p), dsa::InvalidArgument);
+  p = c.params();
+  p.logits_row_stride = std::numeric_limits<std::int64_t>::max() / 2;
+  EXPECT_THROW(dsa::fast::mqa_logits(p), dsa::InvalidArgument);
 }
 
 rc::Gen<Case> gen_case() {

@@ -305,6 +305,13 @@ TEST(PagedMqaLogits, ShapeAndRangeErrors) {
   check([&](auto& p) { p.context_lens_kind = ContextLens::per_row; }, "context_lens:");
   check([&](auto& p) { p.logits = p.logits.first(p.logits.size() - 1); }, "logits:");
   check([&](auto& p) { p.next_n = 0; }, "next_n");
+  // Hostile extents fail by name, without signed overflow (UBSan build).
+  constexpr std::int64_t kHuge = std::int64_t{1} << 40;
+  check([&](auto& p) { p.batch = kHuge; p.next_n = kHuge; }, "next_n: B·N");
+  check([&](auto& p) { p.num_heads = kHuge; p.head_dim = kHuge; }, "head_dim");
+  check([&](auto& p) { p.num_heads = kHuge; }, "q: holds");
+  check([&](auto& p) { p.max_blocks = std::numeric_limits<std::int64_t>::max() / 2; }, "block_table: holds");
+  check([&](auto& p) { p.logits_row_stride = std::numeric_limits<std::int64_t>::max() / 2; }, "exceeds int64");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -142,6 +142,7 @@ TEST(Topk, ArgumentsAreValidated) {
   const VisibleRange ok[] = {{0, 8}};
   EXPECT_THROW(dsa::topk_indices(logits, 1, 8, ok, 5, out), dsa::InvalidArgument);
   EXPECT_THROW(dsa::check_topk(logits, 2, 8, ok, 4, out), dsa::InvalidArgument);
+  EXPECT_THROW(dsa::topk_indices(logits, 1, 8, ok, std::int64_t{1} << 62, out), dsa::InvalidArgument);
 }
 
 // ---------------------------------------------------------------------------------------------
