@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numbers>
 
 #include "dsa/error.hpp"
 
@@ -22,9 +23,10 @@ double score_error_bound(double z_abs, int dim_qk, const KernelPrecision& k) {
 
 namespace {
 // Per-key exponent error δ'_j (eq. 2.2): the score error plus the rounding of the exponent
-// argument ẑ_j − m̂ (one rounding of a number of size |z_j − z_max| + 1).
+// argument ẑ_j − m̂ (a number of size ≤ |z_j − z_max| + 1) and of the arguments m_old − m_new of
+// the rescalings after key j's tile, which telescope to at most |z_j − z_max|.
 double exponent_error(double z, double z_abs, double z_max, int dim_qk, const KernelPrecision& k) {
-  return score_error_bound(z_abs, dim_qk, k) + k.u_acc * (std::fabs(z - z_max) + 1.0);
+  return score_error_bound(z_abs, dim_qk, k) + k.u_acc * (2.0 * std::fabs(z - z_max) + 1.0);
 }
 
 // The normalisation and rescaling terms shared by every p_j (eq. 2.3): the sum l of n
@@ -86,9 +88,39 @@ double max_logit_budget(double max_score_error, double max_logit_abs, const Kern
 }
 
 double sink_out_budget(double out_budget, double out_abs_unsunk, double f, double lse_budget, const KernelPrecision& k) {
-  // out' = f·out, f = 1/(1 + e^{sink − lse}); df/dlse = f(1 − f). (eq. 2.7)
-  const double df = f * (1.0 - f) * lse_budget + f * (k.u_exp + 3 * k.u_acc);
+  // out' = f·out, f = 1/(1 + e^{sink − lse}); df/dlse = f(1 − f). The argument sink − lse is
+  // itself rounded once (|sink − lse| = |ln(1/f − 1)|). (eq. 2.7)
+  const double one_minus_f = 1.0 - f;
+  const double arg = f > 0.0 && one_minus_f > 0.0 ? std::fabs(std::log(one_minus_f / f)) : 0.0;
+  const double df = f * one_minus_f * (lse_budget + k.u_acc * arg) + f * (k.u_exp + 3 * k.u_acc);
   return f * out_budget + out_abs_unsunk * df + k.u_out * f * out_abs_unsunk;
+}
+
+double lse_convention_budget(double lse_budget_nat, double lse_nat, double sink, bool sink_in_lse, bool base2,
+                             const KernelPrecision& k) {
+  // (eq. 2.9) Folding a finite sink in: L' = ln(e^L + e^sink) = m + ln(e^{L−m} + e^{sink−m}),
+  // m = max(L, sink); ∂L'/∂L = f ≤ 1. Its evaluation rounds the argument sink − L, two
+  // exponentials, the sum, the log of a number in [1, 2] and the add of m.
+  double b = lse_budget_nat;
+  double returned = lse_nat;
+  if (sink_in_lse && std::isfinite(sink)) {
+    if (std::isinf(lse_nat) && lse_nat < 0) {
+      b = 0.0;  // empty row: L' = sink, exactly
+      returned = sink;
+    } else {
+      const double m = std::max(lse_nat, sink);
+      returned = m + std::log(std::exp(lse_nat - m) + std::exp(sink - m));
+      const double f = std::exp(lse_nat - returned);
+      b = f * lse_budget_nat + k.u_acc * (std::fabs(lse_nat - sink) + 3.0) + 3 * k.u_exp +
+          (k.u_acc + k.u_lse_out) * std::fabs(returned);
+    }
+  }
+  if (base2) {
+    // L / ln 2 as L · fl(1/ln 2): the constant and the product round once each, then fp32 output.
+    const double l2 = returned / std::numbers::ln2;
+    b = b / std::numbers::ln2 + (2 * k.u_acc + k.u_lse_out) * std::fabs(l2);
+  }
+  return b;
 }
 
 double logit_budget(std::span<const double> abs_w, std::span<const double> abs_dot_terms,

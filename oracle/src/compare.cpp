@@ -73,6 +73,16 @@ Comparison compare(std::span<const double> got, std::span<const double> want, st
     throw InvalidArgument("shape", fmt::format("describes {} elements, want has {}", shape.numel(), n));
   if (!options.skip_mask.empty() && options.skip_mask.size() != n)
     throw InvalidArgument("options.skip_mask", fmt::format("has {} entries for {} elements", options.skip_mask.size(), n));
+  if (!options.unwritten_mask.empty() && options.unwritten_mask.size() != n)
+    throw InvalidArgument("options.unwritten_mask",
+                          fmt::format("has {} entries for {} elements", options.unwritten_mask.size(), n));
+  // A signalling NaN does not survive float → double → float: its quiet twin stands for it.
+  std::uint32_t sentinel = 0, sentinel_quiet = 0;
+  if (options.sentinel_f32_bits) {
+    sentinel = *options.sentinel_f32_bits;
+    sentinel_quiet = (sentinel & 0x7F800000u) == 0x7F800000u && (sentinel & 0x007FFFFFu) != 0 ? sentinel | 0x00400000u
+                                                                                              : sentinel;
+  }
 
   Comparison c;
   double sxy = 0.0, sxx_yy = 0.0;
@@ -87,15 +97,17 @@ Comparison compare(std::span<const double> got, std::span<const double> want, st
     if (!options.skip_mask.empty() && options.skip_mask[i]) continue;
     ++c.elements;
     const double g = got[i], w = want[i];
-    if (options.sentinel_f32_bits) {
+    bool unwritten = !options.unwritten_mask.empty() && options.unwritten_mask[i];
+    if (!unwritten && options.sentinel_f32_bits) {
       const float gf = static_cast<float>(g);
       std::uint32_t bits;
       std::memcpy(&bits, &gf, 4);
-      if (bits == *options.sentinel_f32_bits) {
-        ++c.unwritten;
-        fail(i, "unwritten output (still holds the sentinel)");
-        continue;
-      }
+      unwritten = bits == sentinel || bits == sentinel_quiet;
+    }
+    if (unwritten) {
+      ++c.unwritten;
+      fail(i, "unwritten output (still holds the sentinel)");
+      continue;
     }
     const bool gf = std::isfinite(g), wf = std::isfinite(w);
     if (!gf || !wf) {

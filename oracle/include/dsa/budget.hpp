@@ -48,7 +48,7 @@ struct AttentionRowStats {
   int tiles = 1;
 };
 
-// δz_j bound (BUDGETS.md eq. 2.1): γ_{D+1}(u_acc)·Z_j.
+// δz_j bound (BUDGETS.md eq. 2.1): γ_{D+2}(u_acc)·Z_j.
 double score_error_bound(double z_abs, int dim_qk, const KernelPrecision& k);
 
 // Relative perturbation bound of every p_j (eq. 2.3): ε_j = δz_j + Σ_k p_k δz_k + c·(u_exp + u_acc)
@@ -74,6 +74,13 @@ double max_logit_budget(double max_score_error, double max_logit_abs, const Kern
 // The sink applied after normalisation, f = 1 / (1 + exp(sink − lse)) (eq. 2.7): the budget of
 // f·out given the budget of out, |out| and the lse error bound.
 double sink_out_budget(double out_budget, double out_abs_unsunk, double f, double lse_budget, const KernelPrecision& k);
+
+// The returned lse under the conventions of SPEC §9 (eq. 2.9): from the budget of the natural,
+// sink-free lse (attention_lse_budget; −inf `lse_nat` for an empty row), the budget of
+// ln(e^lse + e^sink) when the sink is folded in (`sink` finite; ±inf sinks are exact rules), then
+// of the conversion to base 2.
+double lse_convention_budget(double lse_budget_nat, double lse_nat, double sink, bool sink_in_lse, bool base2,
+                             const KernelPrecision& k);
 
 // ---- Indexer logits (paged and non-paged), BUDGETS.md §3 ------------------------------------
 // logit = s_K·Σ_h w_h·relu(Σ_d q_hd·k_d). Given, per head, A_h = Σ_d |q_hd·k_d| and

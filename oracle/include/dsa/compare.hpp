@@ -21,8 +21,12 @@ struct TensorShape {
 struct CompareOptions {
   // Bit pattern of the fp32 sentinel the output buffer was filled with before the kernel ran;
   // an element that still holds it was never written. For bf16 outputs, compare the widened
-  // sentinel (bf16 code << 16).
+  // sentinel (bf16 code << 16). A signalling-NaN sentinel is quieted by the conversion to double,
+  // so its quiet twin (bits | 0x00400000) counts too. Callers that hold the raw output bits
+  // should rather pass `unwritten_mask`, which is exact.
   std::optional<std::uint32_t> sentinel_f32_bits;
+  // Elements found still holding the sentinel on the raw output bits: 1 = unwritten. Empty = none.
+  std::span<const std::uint8_t> unwritten_mask;
   // Elements the kernel promised not to define (write contracts): skipped entirely.
   std::span<const std::uint8_t> skip_mask;  // 1 = skip; empty = compare all
 };
