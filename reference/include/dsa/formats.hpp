@@ -29,16 +29,11 @@ DSA_HD inline float bf16_to_f32(std::uint16_t code) {
 DSA_HD inline std::uint16_t f32_to_bf16(float x, Overflow policy = Overflow::nonsat) {
   const std::uint32_t b = f32_bits(x);
   const std::uint32_t sign = b & 0x80000000u;
-  if ((b & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<std::uint16_t>((b >> 16) | 0x0040u);
-  if ((b & 0x7FFFFFFFu) == 0x7F800000u) {  // ±inf
-    return policy == Overflow::saturate ? static_cast<std::uint16_t>((sign >> 16) | 0x7F7Fu)
-                                        : static_cast<std::uint16_t>(b >> 16);
-  }
-  const std::uint32_t rounded = b + 0x7FFFu + ((b >> 16) & 1u);
-  std::uint16_t out = static_cast<std::uint16_t>(rounded >> 16);
+  std::uint16_t out = static_cast<std::uint16_t>((b + 0x7FFFu + ((b >> 16) & 1u)) >> 16);
   if (policy == Overflow::saturate && (out & 0x7FFFu) == 0x7F80u)
     out = static_cast<std::uint16_t>((sign >> 16) | 0x7F7Fu);
-  return out;
+  const std::uint16_t quiet_nan = static_cast<std::uint16_t>((b >> 16) | 0x0040u);
+  return (b & 0x7FFFFFFFu) > 0x7F800000u ? quiet_nan : out;
 }
 
 // The value an fp32 takes after a round trip through bf16 (RNE, IEEE overflow to inf).
@@ -71,17 +66,20 @@ DSA_HD inline float exp2i(int e) {
   return f32_from_bits(1u << (e + 149));  // subnormal
 }
 
-// Exact decode of an fp8 code into fp32.
+// Exact decode of an fp8 code into fp32, in integer operations and selects only (no branch, no
+// floating-point operation), so that loops over codes vectorize. A normal code (e ≥ 1) is
+// 2^(e−bias)·(1 + m/8); a subnormal one is m·2^(1−bias−3) = 2^(p−bias−2)·(m / 2^p) with p the
+// position of m's leading bit.
 DSA_HD inline float fp8_to_f32(std::uint8_t code, Fp8Format f) {
-  const Fp8Traits t = fp8_traits(f);
-  if (fp8_is_nan(code, f)) return f32_from_bits(0x7FC00000u);
-  const float sign = (code & 0x80u) ? -1.0f : 1.0f;
-  const int exp_field = (code >> 3) & 0xF;
-  const int mant = code & 0x7;
-  const float magnitude = exp_field == 0
-                              ? static_cast<float>(mant) * exp2i(1 - t.bias - 3)
-                              : static_cast<float>(8 + mant) * exp2i(exp_field - t.bias - 3);
-  return sign * magnitude;
+  const std::uint32_t bias = f == Fp8Format::e4m3fn ? 7u : 8u;
+  const std::uint32_t c = code, e = (c >> 3) & 0xFu, m = c & 0x7u;
+  const std::uint32_t normal = ((e + 127u - bias) << 23) | (m << 20);
+  const std::uint32_t p = (m >= 4u ? 1u : 0u) + (m >= 2u ? 1u : 0u);
+  const std::uint32_t subnormal = m == 0 ? 0u : ((p + 125u - bias) << 23) | ((m << (23u - p)) & 0x7FFFFFu);
+  const std::uint32_t bits = ((c & 0x80u) << 24) | (e == 0 ? subnormal : normal);
+  // NaN: 0x7F / 0xFF (e4m3fn), 0x80 (e4m3fnuz) — one compare, so that it vectorizes.
+  const bool nan = (c & (f == Fp8Format::e4m3fn ? 0x7Fu : 0xFFu)) == (f == Fp8Format::e4m3fn ? 0x7Fu : 0x80u);
+  return f32_from_bits(nan ? 0x7FC00000u : bits);
 }
 
 // fp32 → fp8 with round-to-nearest-even. Rounding happens as if the exponent were unbounded

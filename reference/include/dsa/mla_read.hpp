@@ -43,6 +43,12 @@ DSA_HD constexpr int mla_num_scales() {
   return L == MlaLayout::V32 ? layout::V32::num_scales : L == MlaLayout::BF16 ? 0 : layout::Model1::num_scales;
 }
 
+// The fp8 NoPE codes of a token are contiguous in dims (read_mla_dims relies on it).
+static_assert(layout::V32::dim_offset(3, layout::V32::nope_dims - 1) - layout::V32::dim_offset(3, 0) ==
+              layout::V32::nope_dims - 1);
+static_assert(layout::Model1::dim_offset(3, layout::Model1::nope_dims - 1) - layout::Model1::dim_offset(3, 0) ==
+              layout::Model1::nope_dims - 1);
+
 // Stored scale k of token t as fp32 (V32: the fp32, MODEL1*: the ue8m0 decoded). Not for BF16.
 template <MlaLayout L>
 DSA_HD inline float mla_stored_scale(const MlaPageRef& pg, std::int64_t t, int k) {
@@ -76,10 +82,13 @@ DSA_HD inline void read_mla_dims(const MlaPageRef& pg, std::int64_t t, int d0, i
       return;
     }
     const float s = effective_scale(mla_stored_scale<L>(pg, t, d0 / mla_tile_dims<L>()), m.scale);
-    for (int i = 0; i < n; ++i) {
-      const std::int64_t off = v32 ? layout::V32::dim_offset(t, d0 + i) : layout::Model1::dim_offset(t, d0 + i);
-      out[i] = dequant_operand(pg.values[off], pg.fp8, s, m);
-    }
+    // A scale tile's codes are contiguous (checked below), so the loop reads codes[i] and, with the
+    // format and model in locals, vectorizes.
+    const std::uint8_t* codes =
+        pg.values + (v32 ? layout::V32::dim_offset(t, d0) : layout::Model1::dim_offset(t, d0));
+    const Fp8Format fmt = pg.fp8;
+    const ReaderModel model = m;
+    for (int i = 0; i < n; ++i) out[i] = dequant_operand(codes[i], fmt, s, model);
   }
 }
 

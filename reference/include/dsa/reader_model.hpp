@@ -51,10 +51,14 @@ DSA_HD inline float effective_scale(float s, ScaleAs how) {
 // One dequantized operand: code × scale at the product precision, then at operand precision.
 // `scale_eff` is effective_scale(stored scale, model.scale), computed once per tile.
 DSA_HD inline float dequant_operand(std::uint8_t code, Fp8Format fmt, float scale_eff, const ReaderModel& m) {
-  float v = fp8_to_f32(code, fmt) * scale_eff;
-  if (m.product == ProductAs::bf16) v = round_to_bf16(v);
-  if (m.operand == OperandAs::bf16) v = round_to_bf16(v);
-  return v;
+  // The two optional bf16 roundings as bit blends with loop-invariant masks (no branch), so that a
+  // loop over codes vectorizes.
+  const std::uint32_t product_mask = m.product == ProductAs::bf16 ? ~0u : 0u;
+  const std::uint32_t operand_mask = m.operand == OperandAs::bf16 ? ~0u : 0u;
+  std::uint32_t v = f32_bits(fp8_to_f32(code, fmt) * scale_eff);
+  v = (f32_bits(round_to_bf16(f32_from_bits(v))) & product_mask) | (v & ~product_mask);
+  v = (f32_bits(round_to_bf16(f32_from_bits(v))) & operand_mask) | (v & ~operand_mask);
+  return f32_from_bits(v);
 }
 
 // A value stored as bf16 in the cache (RoPE dims, BF16 layout) is already at operand precision.
