@@ -1,7 +1,8 @@
 // Sparse MLA gold (SPEC §4, §5): fp64, the formulas as they read. The operands are exactly the
 // values read_mla_token() gives under the reader model (so quantization error cancels when a
-// kernel is judged) and q decoded from bf16. Each selected token is read once per row, not once
-// per head, and rows run in parallel; nothing else is clever.
+// kernel is judged) and q decoded from bf16. Each selected token is read once per row and group of
+// 32 heads, not once per head, and those work items run in parallel; nothing else is clever.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numbers>
@@ -64,16 +65,24 @@ void gold_rows(const detail::MlaProblem& p, SparseMlaGold& g, SparseMlaGoldStats
   }
   const std::int64_t slots = p.slots();
 
+  // Work items are (row, chunk of kHeadChunk heads), so that a single row still uses every
+  // thread; each item reads its row's tokens once. Every head's arithmetic is the same whatever
+  // the chunking.
+  constexpr std::int32_t kHeadChunk = 32;
+  const std::int32_t chunks = (H + kHeadChunk - 1) / kHeadChunk;
+
 #pragma omp parallel if (p.parallel())
   {
     std::vector<float> token(static_cast<std::size_t>(D));
-    std::vector<double> k;   // [n][D]   operands of the valid slots, in slot order
-    std::vector<double> qt;  // [D][H]   q transposed, so the loops over heads are innermost
-    std::vector<double> z;   // [n][H]   logits
-    std::vector<double> w;   // [n][H]   exp(z − lse)
+    std::vector<double> k;   // [n][D]    operands of the valid slots, in slot order
+    std::vector<double> qt;  // [D][hn]   q transposed, so the loops over heads are innermost
+    std::vector<double> z;   // [n][hn]   logits
     std::vector<double> o(static_cast<std::size_t>(Dv));
 #pragma omp for schedule(dynamic, 1)
-    for (std::int64_t r = 0; r < T; ++r) {
+    for (std::int64_t item = 0; item < T * chunks; ++item) {
+      const std::int64_t r = item / chunks;
+      const std::int32_t h0 = static_cast<std::int32_t>(item % chunks) * kHeadChunk;
+      const std::int32_t hn = std::min(kHeadChunk, H - h0);
       // U: every valid slot, primary then extra.
       k.clear();
       for (std::int64_t s = 0; s < slots; ++s) {
@@ -83,26 +92,26 @@ void gold_rows(const detail::MlaProblem& p, SparseMlaGold& g, SparseMlaGoldStats
         k.insert(k.end(), token.begin(), token.end());
       }
       const std::int64_t n = static_cast<std::int64_t>(k.size()) / D;
-      if (st) st->valid_slots[static_cast<std::size_t>(r)] = static_cast<std::int32_t>(n);
+      if (st && h0 == 0) st->valid_slots[static_cast<std::size_t>(r)] = static_cast<std::int32_t>(n);
 
-      qt.assign(static_cast<std::size_t>(D * H), 0.0);
-      for (std::int32_t h = 0; h < H; ++h)
-        for (int d = 0; d < D; ++d) qt[d * H + h] = bf16_to_f32(p.q[(r * H + h) * D + d]);
+      qt.assign(static_cast<std::size_t>(D * hn), 0.0);
+      for (std::int32_t i = 0; i < hn; ++i)
+        for (int d = 0; d < D; ++d) qt[d * hn + i] = bf16_to_f32(p.q[(r * H + h0 + i) * D + d]);
 
       // z_j = sm_scale · ⟨q, k_j⟩, the sum over d in order.
-      z.assign(static_cast<std::size_t>(n * H), 0.0);
+      z.assign(static_cast<std::size_t>(n * hn), 0.0);
       for (std::int64_t j = 0; j < n; ++j) {
-        double* zj = &z[j * H];
+        double* zj = &z[j * hn];
         for (int d = 0; d < D; ++d) {
           const double kd = k[j * D + d];
-          const double* qd = &qt[d * H];
-          for (std::int32_t h = 0; h < H; ++h) zj[h] += qd[h] * kd;
+          const double* qd = &qt[d * hn];
+          for (std::int32_t i = 0; i < hn; ++i) zj[i] += qd[i] * kd;
         }
-        for (std::int32_t h = 0; h < H; ++h) zj[h] *= p.sm_scale;
+        for (std::int32_t i = 0; i < hn; ++i) zj[i] *= p.sm_scale;
       }
 
-      w.assign(static_cast<std::size_t>(n * H), 0.0);
-      for (std::int32_t h = 0; h < H; ++h) {
+      for (std::int32_t i = 0; i < hn; ++i) {
+        const std::int32_t h = h0 + i;
         const std::size_t rh = static_cast<std::size_t>(r * H + h);
         double* out = &g.out[rh * Dv];
         if (n == 0) {  // empty U: out = 0, lse per lse_empty
@@ -112,17 +121,16 @@ void gold_rows(const detail::MlaProblem& p, SparseMlaGold& g, SparseMlaGoldStats
         // lse = ln Σ exp z_j  (= m + ln Σ exp(z_j − m))
         double m = -kInf, zmin = kInf;
         for (std::int64_t j = 0; j < n; ++j) {
-          m = std::max(m, z[j * H + h]);
-          zmin = std::min(zmin, z[j * H + h]);
+          m = std::max(m, z[j * hn + i]);
+          zmin = std::min(zmin, z[j * hn + i]);
         }
         double sum = 0.0;
-        for (std::int64_t j = 0; j < n; ++j) sum += std::exp(z[j * H + h] - m);
+        for (std::int64_t j = 0; j < n; ++j) sum += std::exp(z[j * hn + i] - m);
         const double lse = m + std::log(sum);
         // out = Σ_j exp(z_j − lse) · v_j
         std::fill(o.begin(), o.end(), 0.0);
         for (std::int64_t j = 0; j < n; ++j) {
-          const double wj = std::exp(z[j * H + h] - lse);
-          w[j * H + h] = wj;
+          const double wj = std::exp(z[j * hn + i] - lse);
           const double* v = &k[j * D];
           for (int d = 0; d < Dv; ++d) o[d] += wj * v[d];
         }
@@ -130,25 +138,24 @@ void gold_rows(const detail::MlaProblem& p, SparseMlaGold& g, SparseMlaGoldStats
         const double sink = p.sink != nullptr ? p.sink[h] : -kInf;
         const double denom = 1.0 + std::exp(sink - lse);
         for (int d = 0; d < Dv; ++d) out[d] = sink == -kInf ? o[d] : sink == kInf ? 0.0 : o[d] / denom;
-        const double factor = sink == -kInf ? 1.0 : sink == kInf ? 0.0 : 1.0 / denom;
         g.lse[rh] = convention_lse(lse, false, p.sink, h, p.conv);
         g.max_logits[rh] = m;
 
         if (st) {
           st->lse_nat[rh] = lse;
           st->logit_range[rh] = m - zmin;
-          st->sink_factor[rh] = factor;
+          st->sink_factor[rh] = sink == -kInf ? 1.0 : sink == kInf ? 0.0 : 1.0 / denom;
           double max_abs = 0.0;
           for (std::int64_t j = 0; j < n; ++j) {
             double a = 0.0;
-            for (int d = 0; d < D; ++d) a += std::fabs(qt[d * H + h] * k[j * D + d]);
+            for (int d = 0; d < D; ++d) a += std::fabs(qt[d * hn + i] * k[j * D + d]);
             max_abs = std::max(max_abs, p.sm_scale * a);
           }
           st->max_abs_dot[rh] = max_abs;
           double* av = &st->abs_v[rh * Dv];
           double* dv = &st->dev_v[rh * Dv];
           for (std::int64_t j = 0; j < n; ++j) {
-            const double wj = w[j * H + h];
+            const double wj = std::exp(z[j * hn + i] - lse);
             for (int d = 0; d < Dv; ++d) {
               av[d] += wj * std::fabs(k[j * D + d]);
               dv[d] += wj * std::fabs(k[j * D + d] - o[d]);
