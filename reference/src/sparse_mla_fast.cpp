@@ -350,7 +350,10 @@ int choose_cpu_num_splits(std::int64_t rows, std::int32_t heads, std::int64_t sl
   return static_cast<int>(std::max<std::int64_t>(splits, 1));
 }
 
-MlaStagedKv sparse_mla_stage(const SparseMlaDecodeParams& p) { return stage(detail::make_problem(p)); }
+MlaStagedKv sparse_mla_stage(const SparseMlaDecodeParams& p) {
+  validate(p);
+  return stage(detail::make_problem(p));
+}
 
 void sparse_mla_decode_fast(const SparseMlaDecodeParams& p, const SparseMlaOutputs& o,
                             const SparseMlaFastOptions& options) {

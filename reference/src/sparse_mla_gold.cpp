@@ -40,7 +40,8 @@ double convention_lse(double lse_nat, bool empty, const float* sink, std::int32_
   return lse;
 }
 
-void gold_rows(const detail::MlaProblem& p, SparseMlaGold& g, SparseMlaGoldStats* st) {
+SparseMlaGold gold(const detail::MlaProblem& p, SparseMlaGoldStats* st) {
+  SparseMlaGold g;
   const std::int64_t T = p.T;
   const std::int32_t H = p.H;
   const int D = p.D_qk, Dv = p.D_v;
@@ -165,6 +166,7 @@ void gold_rows(const detail::MlaProblem& p, SparseMlaGold& g, SparseMlaGoldStats
       }
     }
   }
+  return g;
 }
 
 }  // namespace
@@ -181,17 +183,13 @@ std::uint16_t f64_to_bf16(double x) {
 }
 
 SparseMlaGold sparse_mla_decode_gold(const SparseMlaDecodeParams& p, SparseMlaGoldStats* stats) {
-  const detail::MlaProblem m = detail::make_problem(p);
-  SparseMlaGold g;
-  gold_rows(m, g, stats);
-  return g;
+  validate(p);
+  return gold(detail::make_problem(p), stats);
 }
 
 SparseMlaGold sparse_mla_prefill_gold(const SparseMlaPrefillParams& p, SparseMlaGoldStats* stats) {
-  const detail::MlaProblem m = detail::make_problem(p);
-  SparseMlaGold g;
-  gold_rows(m, g, stats);
-  return g;
+  validate(p);
+  return gold(detail::make_problem(p), stats);
 }
 
 void round_gold_outputs(const SparseMlaGold& g, const SparseMlaOutputs& o) {
@@ -204,12 +202,12 @@ void round_gold_outputs(const SparseMlaGold& g, const SparseMlaOutputs& o) {
 
 void sparse_mla_decode_gold(const SparseMlaDecodeParams& p, const SparseMlaOutputs& o) {
   validate(p, o);
-  round_gold_outputs(sparse_mla_decode_gold(p), o);
+  round_gold_outputs(gold(detail::make_problem(p), nullptr), o);
 }
 
 void sparse_mla_prefill_gold(const SparseMlaPrefillParams& p, const SparseMlaOutputs& o) {
   validate(p, o);
-  round_gold_outputs(sparse_mla_prefill_gold(p), o);
+  round_gold_outputs(gold(detail::make_problem(p), nullptr), o);
 }
 
 }  // namespace dsa

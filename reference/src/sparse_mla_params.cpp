@@ -127,7 +127,6 @@ void validate(const SparseMlaPrefillParams& p, const SparseMlaOutputs& o) {
 namespace detail {
 
 MlaProblem make_problem(const SparseMlaDecodeParams& p) {
-  validate(p);
   MlaProblem m;
   m.q = p.q.data();
   m.T = p.B * p.S_q;
@@ -162,7 +161,6 @@ MlaProblem make_problem(const SparseMlaDecodeParams& p) {
 }
 
 MlaProblem make_problem(const SparseMlaPrefillParams& p) {
-  validate(p);
   MlaProblem m;
   m.q = p.q.data();
   m.T = p.S_q;

@@ -62,7 +62,7 @@ struct MlaProblem {
   }
 };
 
-// Both validate first (SPEC §8).
+// Of parameters that validate() has accepted (every entry point validates first, once).
 MlaProblem make_problem(const SparseMlaDecodeParams& p);
 MlaProblem make_problem(const SparseMlaPrefillParams& p);
 
