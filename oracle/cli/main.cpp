@@ -10,6 +10,7 @@
 
 #include "dsa/build_info.hpp"
 #include "dsa/error.hpp"
+#include "dsa/fuzz_cli.hpp"
 #include "dsa/selfcheck.hpp"
 
 namespace {
@@ -75,6 +76,7 @@ int main(int argc, char** argv) {
   run->add_option("--filter", filter, "Only checks whose op/variant/layout/profile contains this");
 
   auto* version = app.add_subcommand("version", "Print the build");
+  auto fuzz_commands = dsa::fuzz::add_fuzz_commands(app);  // fuzz, selftest: fuzz/src/fuzz_cli.cpp
 
   try {
     app.parse(argc, argv);
@@ -83,6 +85,7 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : 2;
   }
   try {
+    if (const int rc = fuzz_commands->run(); rc >= 0) return rc;
     if (*run) return cmd_run(cases, seed, seed_opt->count() > 0, out_dir, filter);
     if (*version) {
       const auto b = dsa::build_info();
