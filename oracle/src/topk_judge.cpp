@@ -9,6 +9,25 @@
 
 namespace dsa {
 
+namespace {
+
+// The rule's name as SPEC §6.4 and TopkRule spell it, so reports and scripts can match on it.
+const char* rule_name(TopkRule r) {
+  switch (r) {
+    case TopkRule::none: return "none";
+    case TopkRule::masked_position: return "masked_position";
+    case TopkRule::duplicate: return "duplicate";
+    case TopkRule::wrong_count: return "wrong_count";
+    case TopkRule::wrong_padding: return "wrong_padding";
+    case TopkRule::below_kth_largest: return "below_kth_largest";
+    case TopkRule::missing_larger: return "missing_larger";
+    case TopkRule::order: return "order";
+  }
+  return "?";
+}
+
+}  // namespace
+
 CaseResult judge_topk(std::span<const float> logits, std::int64_t rows, std::int64_t row_stride,
                       std::span<const VisibleRange> ranges, std::int64_t k, std::span<const std::int32_t> indices,
                       const JudgeOptions& options) {
@@ -29,7 +48,7 @@ CaseResult judge_topk(std::span<const float> logits, std::int64_t rows, std::int
     c.worst_ratio = std::numeric_limits<double>::infinity();
     c.worst_index = v.row * k + slot;
     c.worst_coordinate = v.slot >= 0 ? shape.coordinate(c.worst_index) : fmt::format("[row={}]", v.row);
-    c.failure = fmt::format("{} ({}) at {}", to_string(v.rule), v.reason, c.worst_coordinate);
+    c.failure = fmt::format("top-k rule {} violated at {}: {}", rule_name(v.rule), c.worst_coordinate, v.reason);
   }
   // Exact: every slot is a ratio of 0, the first rejected one (if any) a failure.
   const std::int64_t failed = v.accepted ? 0 : 1;
