@@ -10,6 +10,8 @@ std::vector<SelfCheck> all_selfchecks() {
   std::vector<SelfCheck> checks;
   add_format_checks(checks);
   add_layout_checks(checks);
+  add_sparse_mla_checks(checks);
+  add_indexer_checks(checks);
   return checks;
 }
 

@@ -24,6 +24,10 @@ std::vector<SelfCheck> all_selfchecks();
 // Checks of number formats and cache layouts (exact: budget 0).
 void add_format_checks(std::vector<SelfCheck>& checks);
 void add_layout_checks(std::vector<SelfCheck>& checks);
+// Every CPU fast variant of each op against gold under the op's budget (the audit of
+// BUDGETS.md §4): src/selfcheck_sparse_mla.cpp, src/selfcheck_indexer.cpp.
+void add_sparse_mla_checks(std::vector<SelfCheck>& checks);
+void add_indexer_checks(std::vector<SelfCheck>& checks);
 
 struct SelfCheckOptions {
   std::int64_t cases_per_check = 20;
