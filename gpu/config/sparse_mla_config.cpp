@@ -18,19 +18,20 @@ bool is_pow2(std::int64_t x) { return x > 0 && (x & (x - 1)) == 0; }
 const char* to_string(ConfigTable t) { return t == ConfigTable::decode_table ? "decode" : "default"; }
 
 SparseMlaConfig builtin_config(ConfigTable table) {
-  if (table == ConfigTable::decode_table) return {.block_n = 64, .heads_per_cta = 64, .num_warps = 4, .num_stages = 2, .num_splits = 0};
-  return {.block_n = 64, .heads_per_cta = 64, .num_warps = 4, .num_stages = 2, .num_splits = 1};
+  if (table == ConfigTable::decode_table) return {.block_n = 32, .heads_per_cta = 64, .num_warps = 8, .num_stages = 2, .num_splits = 0};
+  return {.block_n = 64, .heads_per_cta = 64, .num_warps = 8, .num_stages = 2, .num_splits = 0};
 }
 
 void validate(const SparseMlaConfig& c, const std::string& arg) {
-  if (!is_pow2(c.block_n) || c.block_n < 16 || c.block_n > 256)
-    throw InvalidArgument(arg, fmt::format("block_n must be a power of two in [16, 256] (got {})", c.block_n));
-  if (!is_pow2(c.heads_per_cta) || c.heads_per_cta < 16 || c.heads_per_cta > 128)
-    throw InvalidArgument(arg, fmt::format("heads_per_cta must be a power of two in [16, 128] (got {})", c.heads_per_cta));
-  if (!is_pow2(c.num_warps) || c.num_warps > 16)
-    throw InvalidArgument(arg, fmt::format("num_warps must be one of 1, 2, 4, 8, 16 (got {})", c.num_warps));
-  if (c.num_stages < 1 || c.num_stages > 4)
-    throw InvalidArgument(arg, fmt::format("num_stages must be in [1, 4] (got {})", c.num_stages));
+  // The legal values are those the attention kernel is instantiated for (gpu/instances/).
+  if (c.block_n != 32 && c.block_n != 64)
+    throw InvalidArgument(arg, fmt::format("block_n must be 32 or 64, the key-tile widths the kernel is built for (got {})", c.block_n));
+  if (c.heads_per_cta != 64)
+    throw InvalidArgument(arg, fmt::format("heads_per_cta must be 64, the kernel's head group (got {})", c.heads_per_cta));
+  if (c.num_warps != 8)
+    throw InvalidArgument(arg, fmt::format("num_warps must be 8, the kernel's warp count (got {})", c.num_warps));
+  if (c.num_stages != 2)
+    throw InvalidArgument(arg, fmt::format("num_stages must be 2: one K/V tile loads while one is computed (got {})", c.num_stages));
   if (c.num_splits != 0 && (!is_pow2(c.num_splits) || c.num_splits > 64))
     throw InvalidArgument(arg, fmt::format("num_splits must be 0 (auto) or a power of two ≤ 64 (got {})", c.num_splits));
 }

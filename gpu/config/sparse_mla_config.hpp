@@ -12,10 +12,12 @@ enum class ConfigTable : std::uint8_t { default_table, decode_table };
 const char* to_string(ConfigTable t);
 
 struct SparseMlaConfig {
-  int block_n = 64;        // keys per tile of the online-softmax loop; power of two in [16, 256]
-  int heads_per_cta = 64;  // query heads one CTA processes; power of two in [16, 128]
-  int num_warps = 4;       // warps per CTA; one of 1, 2, 4, 8, 16
-  int num_stages = 2;      // K/V tiles in flight; 1..4
+  // Every field is a real parameter of the attention kernel (gpu/sparse_mla_attention_kernel.cuh);
+  // validate() admits only the values it is instantiated for.
+  int block_n = 64;        // keys per tile of the online-softmax loop: 32 or 64 (template parameter)
+  int heads_per_cta = 64;  // query heads one CTA processes: 64
+  int num_warps = 8;       // warps per CTA: 8 (4 head quarters × 2 halves of keys / value dims)
+  int num_stages = 2;      // K/V tiles in flight: 2 (one loads while one is computed)
   // Split-KV: 0 = chosen by choose_num_splits(), 1 = single pass, N = exactly N splits (power of
   // two, ≤ 64).
   int num_splits = 0;
@@ -23,9 +25,10 @@ struct SparseMlaConfig {
   friend bool operator==(const SparseMlaConfig&, const SparseMlaConfig&) = default;
 };
 
-// The built-in tables. Why these values: `decode` (one query row) has too few CTAs to fill the
-// device from heads alone, so it takes narrow key tiles and leaves the split count to the
-// heuristic; `default` (many rows) fills the device from rows and heads and runs a single pass.
+// The built-in tables. Why these values: `decode` (one query row) has two CTAs of 64 heads before
+// splitting, so it takes narrow key tiles, which let choose_num_splits cut the row into twice as
+// many chunks; `default` (many rows) takes wide tiles (fewer barriers per key). Both leave the
+// split count to the heuristic, which returns 1 once the rows fill the device.
 SparseMlaConfig builtin_config(ConfigTable table);
 
 struct ResolvedConfig {

@@ -38,23 +38,26 @@ TEST(SparseMlaConfig, SeveralQueryRowsSelectDefaultTable) {
   }
 }
 
-TEST(SparseMlaConfig, TablesDifferInSplitPolicy) {
-  // decode leaves the split count to the heuristic; default runs a single pass.
+TEST(SparseMlaConfig, TablesDifferInKeyTileWidth) {
+  // decode takes 32-key tiles (twice the splits for one row); default 64; both split by heuristic.
+  EXPECT_EQ(builtin_config(ConfigTable::decode_table).block_n, 32);
+  EXPECT_EQ(builtin_config(ConfigTable::default_table).block_n, 64);
   EXPECT_EQ(builtin_config(ConfigTable::decode_table).num_splits, 0);
-  EXPECT_EQ(builtin_config(ConfigTable::default_table).num_splits, 1);
+  EXPECT_EQ(builtin_config(ConfigTable::default_table).num_splits, 0);
+  for (auto t : {ConfigTable::decode_table, ConfigTable::default_table}) EXPECT_NO_THROW(validate(builtin_config(t), "table"));
 }
 
 TEST(SparseMlaConfig, PartialOverrideKeepsOtherKeysOfTheBase) {
-  const auto r = resolve_sparse_mla_config(1, R"({"block_n": 32})");
+  const auto r = resolve_sparse_mla_config(1, R"({"block_n": 64})");
   EXPECT_TRUE(r.overridden);
   EXPECT_EQ(r.base, ConfigTable::decode_table);
   SparseMlaConfig want = builtin_config(ConfigTable::decode_table);
-  want.block_n = 32;
+  want.block_n = 64;
   EXPECT_EQ(r.config, want);
-  const auto d = resolve_sparse_mla_config(9, R"({"num_splits": 4, "num_stages": 3})");
+  const auto d = resolve_sparse_mla_config(9, R"({"num_splits": 4, "block_n": 32})");
   SparseMlaConfig want_d = builtin_config(ConfigTable::default_table);
   want_d.num_splits = 4;
-  want_d.num_stages = 3;
+  want_d.block_n = 32;
   EXPECT_EQ(d.config, want_d);
 }
 
@@ -71,22 +74,26 @@ TEST(SparseMlaConfig, NonObjectIsRejected) {
 }
 TEST(SparseMlaConfig, UnknownKeyIsRejected) { expect_rejected(R"({"blockn": 64})", "unknown key 'blockn'"); }
 TEST(SparseMlaConfig, IllegalValuesAreRejected) {
-  expect_rejected(R"({"block_n": 48})", "block_n must be a power of two");
-  expect_rejected(R"({"block_n": 512})", "block_n must be a power of two in [16, 256]");
-  expect_rejected(R"({"num_warps": 3})", "num_warps");
+  // Only the values the kernel is instantiated for are legal.
+  expect_rejected(R"({"block_n": 48})", "block_n must be 32 or 64");
+  expect_rejected(R"({"block_n": 128})", "block_n must be 32 or 64");
+  expect_rejected(R"({"heads_per_cta": 32})", "heads_per_cta must be 64");
+  expect_rejected(R"({"num_warps": 4})", "num_warps must be 8");
   expect_rejected(R"({"num_stages": 0})", "num_stages");
+  expect_rejected(R"({"num_stages": 3})", "num_stages");
   expect_rejected(R"({"num_splits": 6})", "num_splits");
+  expect_rejected(R"({"num_splits": 128})", "num_splits");
   expect_rejected(R"({"block_n": "64"})", "must be an integer");
   expect_rejected(R"({"block_n": 64.5})", "must be an integer");
   expect_rejected(R"({"block_n": -64})", "out of range");
 }
 
 TEST(SparseMlaConfig, EnvironmentVariableIsRead) {
-  ASSERT_EQ(setenv("DSA_SPARSE_MLA_CONFIG", R"({"heads_per_cta": 32})", 1), 0);
+  ASSERT_EQ(setenv("DSA_SPARSE_MLA_CONFIG", R"({"num_splits": 16})", 1), 0);
   const auto r = resolve_sparse_mla_config_from_env(1);
   unsetenv("DSA_SPARSE_MLA_CONFIG");
   EXPECT_TRUE(r.overridden);
-  EXPECT_EQ(r.config.heads_per_cta, 32);
+  EXPECT_EQ(r.config.num_splits, 16);
   EXPECT_FALSE(resolve_sparse_mla_config_from_env(1).overridden);
 }
 

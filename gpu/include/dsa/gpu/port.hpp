@@ -70,7 +70,13 @@
 #define cudaGraphLaunch hipGraphLaunch
 #define cudaGraphExecDestroy hipGraphExecDestroy
 #define cudaGraphDestroy hipGraphDestroy
+#define cudaFuncGetAttributes hipFuncGetAttributes
+#define cudaFuncAttributes hipFuncAttributes
+#define cudaStreamCaptureStatus hipStreamCaptureStatus
+#define cudaStreamIsCapturing hipStreamIsCapturing
+#define cudaStreamCaptureStatusNone hipStreamCaptureStatusNone
 #else
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #endif
 
@@ -147,5 +153,159 @@ DSA_HD inline float fp8_to_float(std::uint8_t code, Fp8Format f) { return dsa::f
 DSA_HD inline std::uint8_t float_to_fp8(float x, Fp8Format f, Overflow policy = Overflow::saturate) {
   return dsa::f32_to_fp8(x, f, policy);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Warp-level matrix primitives of the attention kernels, in the register layouts of PTX's
+// mma.sync.m16n8k16 (bf16 operands, fp32 accumulators) and ldmatrix, over groups of 32 lanes
+// ("mma warps": threadIdx.x / 32). On CUDA these are the instructions themselves; on HIP they are
+// emulated with width-32 shuffles and plain shared-memory loads (a 64-lane wavefront holds two
+// independent mma warps), so the kernel body is one source. The HIP versions exist to compile
+// the same kernels for gfx90a; nothing in this project runs them.
+#if defined(__CUDACC__) || defined(__HIPCC__) || defined(__HIP__)
+inline constexpr int kMmaWarp = 32;
+
+#if defined(DSA_GPU_BACKEND_HIP)
+template <class T>
+__device__ __forceinline__ T shfl32(T v, int src_lane) {
+  return __shfl(v, src_lane, kMmaWarp);
+}
+#endif
+
+// Butterfly shuffle inside groups of `width` lanes (width a power of two ≤ 32).
+template <class T>
+__device__ __forceinline__ T shfl_xor_group(T v, int lane_mask, int width) {
+#if defined(DSA_GPU_BACKEND_HIP)
+  return __shfl_xor(v, lane_mask, width);
+#else
+  return __shfl_xor_sync(0xFFFFFFFFu, v, lane_mask, width);
+#endif
+}
+
+// ldmatrix.x4: lane l passes the address of row l % 8 of 8×8 bf16 matrix l / 8 (16 contiguous
+// bytes, 16-byte aligned, in shared memory); lane t receives in r[i] the two elements
+// (row t / 4, columns 2·(t % 4), +1) of matrix i.
+__device__ __forceinline__ void ldmatrix_x4(std::uint32_t (&r)[4], const void* row_addr) {
+#if defined(DSA_GPU_BACKEND_HIP)
+  const int t = static_cast<int>(threadIdx.x) % kMmaWarp;
+  const auto a = reinterpret_cast<std::uintptr_t>(row_addr);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const auto src = shfl32(a, 8 * i + t / 4);
+    r[i] = *reinterpret_cast<const std::uint32_t*>(src + 4 * (t % 4));
+  }
+#else
+  const auto a = static_cast<std::uint32_t>(__cvta_generic_to_shared(row_addr));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+#endif
+}
+
+// ldmatrix.x4.trans: the same addressing; lane t receives the elements (rows 2·(t % 4), +1;
+// column t / 4) of matrix i, i.e. the fragment of the transposed matrix.
+__device__ __forceinline__ void ldmatrix_x4_trans(std::uint32_t (&r)[4], const void* row_addr) {
+#if defined(DSA_GPU_BACKEND_HIP)
+  const int t = static_cast<int>(threadIdx.x) % kMmaWarp;
+  const auto a = reinterpret_cast<std::uintptr_t>(row_addr);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const auto lo = shfl32(a, 8 * i + 2 * (t % 4));
+    const auto hi = shfl32(a, 8 * i + 2 * (t % 4) + 1);
+    r[i] = *reinterpret_cast<const std::uint16_t*>(lo + 2 * (t / 4)) |
+           (static_cast<std::uint32_t>(*reinterpret_cast<const std::uint16_t*>(hi + 2 * (t / 4))) << 16);
+  }
+#else
+  const auto a = static_cast<std::uint32_t>(__cvta_generic_to_shared(row_addr));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+#endif
+}
+
+// d += A·B for A 16×16 (row-major fragment a[4]), B 16×8 (column fragment b0, b1), fp32 d[4]:
+// lane t holds d (row t/4, cols 2(t%4), +1) and (row t/4 + 8, same cols).
+__device__ __forceinline__ void mma_bf16_16816(float (&d)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
+                                               std::uint32_t b1) {
+#if defined(DSA_GPU_BACKEND_HIP)
+  const int t = static_cast<int>(threadIdx.x) % kMmaWarp;
+  const int g = t / 4, c = t % 4;
+  auto lo = [](std::uint32_t w) { return dsa::bf16_to_f32(static_cast<std::uint16_t>(w & 0xFFFFu)); };
+  auto hi = [](std::uint32_t w) { return dsa::bf16_to_f32(static_cast<std::uint16_t>(w >> 16)); };
+  float acc[4] = {d[0], d[1], d[2], d[3]};
+  for (int kc = 0; kc < 4; ++kc) {
+    const std::uint32_t a_r0k0 = shfl32(a[0], 4 * g + kc), a_r1k0 = shfl32(a[1], 4 * g + kc);
+    const std::uint32_t a_r0k1 = shfl32(a[2], 4 * g + kc), a_r1k1 = shfl32(a[3], 4 * g + kc);
+    const std::uint32_t b_c0k0 = shfl32(b0, 8 * c + kc), b_c0k1 = shfl32(b1, 8 * c + kc);
+    const std::uint32_t b_c1k0 = shfl32(b0, 8 * c + 4 + kc), b_c1k1 = shfl32(b1, 8 * c + 4 + kc);
+    const std::uint32_t ar[2][2] = {{a_r0k0, a_r0k1}, {a_r1k0, a_r1k1}};
+    const std::uint32_t bc[2][2] = {{b_c0k0, b_c0k1}, {b_c1k0, b_c1k1}};
+    for (int i = 0; i < 2; ++i)
+      for (int j = 0; j < 2; ++j)
+        for (int h = 0; h < 2; ++h)
+          acc[2 * i + j] += lo(ar[i][h]) * lo(bc[j][h]) + hi(ar[i][h]) * hi(bc[j][h]);
+  }
+  for (int i = 0; i < 4; ++i) d[i] = acc[i];
+#else
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
+}
+
+// Asynchronous global → shared copies (cp.async; HIP: synchronous copies). Both addresses
+// aligned to the copy size. Visible to the block after cp_async_wait_all() and a barrier.
+__device__ __forceinline__ void cp_async_16(void* smem, const void* gmem) {
+#if defined(DSA_GPU_BACKEND_HIP)
+  *reinterpret_cast<uint4*>(smem) = *reinterpret_cast<const uint4*>(gmem);
+#else
+  const auto a = static_cast<std::uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(a), "l"(gmem));
+#endif
+}
+__device__ __forceinline__ void cp_async_8(void* smem, const void* gmem) {
+#if defined(DSA_GPU_BACKEND_HIP)
+  *reinterpret_cast<uint2*>(smem) = *reinterpret_cast<const uint2*>(gmem);
+#else
+  const auto a = static_cast<std::uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(a), "l"(gmem));
+#endif
+}
+__device__ __forceinline__ void cp_async_commit() {
+#if !defined(DSA_GPU_BACKEND_HIP)
+  asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+__device__ __forceinline__ void cp_async_wait_all() {
+#if !defined(DSA_GPU_BACKEND_HIP)
+  asm volatile("cp.async.wait_all;\n" ::: "memory");
+#endif
+}
+
+// 2^x with the hardware approximation (ex2.approx.f32: relative error ≤ 2^−22, subnormal
+// results kept; exp2(−inf) = 0). HIP: exp2f.
+__device__ __forceinline__ float fast_exp2(float x) {
+#if defined(DSA_GPU_BACKEND_HIP)
+  return exp2f(x);
+#else
+  float y;
+  asm("ex2.approx.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+#endif
+}
+
+// Two fp32 → two bf16 (RNE), `lo` in the low half. For every non-NaN input this is
+// dsa::f32_to_bf16; a NaN may come out with another payload (CUDA's converter canonicalises it),
+// which only matters where bf16 bits are compared, not where they are multiplied.
+__device__ __forceinline__ std::uint32_t pack_bf16x2_rn(float lo, float hi) {
+#if defined(DSA_GPU_BACKEND_HIP)
+  return dsa::f32_to_bf16(lo) | (static_cast<std::uint32_t>(dsa::f32_to_bf16(hi)) << 16);
+#else
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const std::uint32_t*>(&v);
+#endif
+}
+#endif  // device compilers
 
 }  // namespace dsa::gpu

@@ -1,0 +1,6 @@
+// Sparse MLA attention kernel over fp8 paged caches (fused), D_qk 512, 32-key tiles (one instantiation per file).
+#include "../sparse_mla_attention_kernel.cuh"
+
+namespace dsa::gpu::detail {
+DSA_INSTANTIATE_SPARSE_MLA_ATTENTION(512, 32, Fp8Loader)
+}  // namespace dsa::gpu::detail
