@@ -81,7 +81,7 @@ PagedMqaLogitsCase random_paged_mqa_logits_case(const RandomCaseSpec& s) {
     pages[static_cast<std::size_t>(b)] = (seq_end[static_cast<std::size_t>(b)] + page - 1) / page;
     needed += pages[static_cast<std::size_t>(b)];
   }
-  c.max_blocks = *std::max_element(pages.begin(), pages.end()) + uniform_int(rng, 0, 2);
+  c.max_blocks = (pages.empty() ? 0 : *std::max_element(pages.begin(), pages.end())) + uniform_int(rng, 0, 2);
   const std::int64_t num_blocks = s.num_blocks.value_or(needed + 2);
   IndexKGeometry g = IndexKGeometry::packed(layout, fp8, num_blocks, page, static_cast<std::int32_t>(c.head_dim));
   g.block_stride_bytes += 4 * pick<std::int64_t>(rng, {0, 0, 16});

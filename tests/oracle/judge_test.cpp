@@ -8,6 +8,8 @@
 
 #include <cmath>
 #include <limits>
+#include <map>
+#include <random>
 #include <string>
 
 #include "dsa/formats.hpp"
@@ -135,6 +137,37 @@ TEST(JudgeSweep, EveryCorrectFastPathStaysUnderBudget) {
   EXPECT_LE(worst, 1.0);
   // Not vacuous: bf16 outputs use a visible part of their budget.
   EXPECT_GT(per_group["sparse_mla_decode/fast.fused/V32"], 1.0 / 16);
+}
+
+// ---- the lse-convention core (BUDGETS.md eq. 2.9) against an fp32 evaluation --------------------
+
+TEST(LseConventionBudget, Fp32SinkFoldAndBase2StayUnderBudget) {
+  std::mt19937_64 rng(99);
+  std::uniform_real_distribution<double> lse_d(-30.0, 60.0), sink_d(-40.0, 70.0), err_d(-1.0, 1.0);
+  const KernelPrecision k = kernel_precision("fp32p-rn", Op::sparse_mla_decode);
+  double worst = 0.0;
+  for (int trial = 0; trial < 20000; ++trial) {
+    const double L = lse_d(rng), sink = static_cast<float>(sink_d(rng));
+    const double b_nat = 1e-6 * (1.0 + std::fabs(L));
+    // The kernel's natural lse is off by up to its budget; it folds the sink in fp32 and converts.
+    const float Lk = static_cast<float>(L + err_d(rng) * b_nat);
+    const float s = static_cast<float>(sink);
+    const float m = std::max(Lk, s);
+    const float folded = m + std::log(std::exp(Lk - m) + std::exp(s - m));
+    const float base2 = folded * static_cast<float>(1.0 / std::log(2.0));
+    const double exact = std::max(L, sink) + std::log(std::exp(L - std::max(L, sink)) + std::exp(sink - std::max(L, sink)));
+    const double b_fold = lse_convention_budget(b_nat, L, sink, true, false, k);
+    const double b_2 = lse_convention_budget(b_nat, L, sink, true, true, k);
+    worst = std::max(worst, std::fabs(folded - exact) / b_fold);
+    worst = std::max(worst, std::fabs(base2 - exact / std::log(2.0)) / b_2);
+    ASSERT_LE(std::fabs(folded - exact), b_fold) << "L=" << L << " sink=" << sink;
+    ASSERT_LE(std::fabs(base2 - exact / std::log(2.0)), b_2) << "L=" << L << " sink=" << sink;
+  }
+  RecordProperty("worst_ratio", std::to_string(worst));
+  EXPECT_GT(worst, 1.0 / 64);  // not vacuous
+  // An empty row folds to the sink exactly; only the base-2 product rounds.
+  EXPECT_EQ(lse_convention_budget(0.0, -std::numeric_limits<double>::infinity(), 2.5, true, false, k), 0.0);
+  EXPECT_GT(lse_convention_budget(0.0, -std::numeric_limits<double>::infinity(), 2.5, true, true, k), 0.0);
 }
 
 // ---- sparse MLA: one element past its budget ----------------------------------------------------
