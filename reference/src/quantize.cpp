@@ -106,11 +106,6 @@ void quantize_kv(std::span<const float> rows, std::int64_t num_rows, std::int64_
 }
 
 // ----------------------------------------------------------------------------------------------
-float index_k_token_scale(float amax, float fmax, bool ue8m0_scale) {
-  const float s = std::max(amax, 1e-4f) / fmax;
-  return ue8m0_scale ? ue8m0_to_f32(f32_to_ue8m0(s, Ue8m0Rounding::up)) : s;
-}
-
 void quantize_index_k(std::span<const float> k, std::int64_t n, std::span<const std::int64_t> slot_mapping,
                       IndexKCacheSpan cache, const IndexKQuantParams& params) {
   const IndexKCacheView view{cache.geo, cache.bytes};

@@ -6,6 +6,8 @@
 #include <span>
 
 #include "dsa/caches.hpp"
+#include "dsa/formats.hpp"
+#include "dsa/hd.hpp"
 
 namespace dsa {
 
@@ -42,8 +44,12 @@ struct IndexKQuantParams {
   float fmax = 0.0f;         // 0 → the format's max
 };
 
-// Per-token scale s = max(amax, 1e-4) / fmax (optionally 2^ceil(log2 s)).
-float index_k_token_scale(float amax, float fmax, bool ue8m0_scale);
+// Per-token scale s = max(amax, 1e-4) / fmax (optionally 2^ceil(log2 s)). Host/device: the GPU
+// writer computes the same fp32 bits.
+DSA_HD inline float index_k_token_scale(float amax, float fmax, bool ue8m0_scale) {
+  const float s = (amax < 1e-4f ? 1e-4f : amax) / fmax;  // std::max(amax, 1e-4f), NaN kept
+  return ue8m0_scale ? ue8m0_to_f32(f32_to_ue8m0(s, Ue8m0Rounding::up)) : s;
+}
 
 // k [n][head_dim] fp32 → cache at slot_mapping[i] (−1 skips). Nothing written on error.
 void quantize_index_k(std::span<const float> k, std::int64_t n, std::span<const std::int64_t> slot_mapping,
