@@ -4,6 +4,7 @@
 #include "sparse_mla_attention_kernel.cuh"  // first: the vendor runtime
 
 #include <array>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -21,6 +22,7 @@ namespace dsa::gpu {
 namespace detail {
 
 namespace {
+std::atomic<int> g_ablation{0};  // benchmark ablation mask (AttnArgs::ablate); 0 in every real call
 
 constexpr int kCombineThreads = kAttnDv / 4;  // 4 value dims per thread
 
@@ -126,7 +128,8 @@ AttnSource make_source(const MlaCacheView& cache, std::span<const std::int32_t> 
 }
 
 // Runs the attention kernel instantiated for (D, block_n, loader).
-void run_attention(const AttnArgs& a, int dim_qk, int block_n, bool fp8, Stream stream) {
+void run_attention(AttnArgs a, int dim_qk, int block_n, bool fp8, Stream stream) {
+  a.ablate = g_ablation.load(std::memory_order_relaxed);
   const int key = (dim_qk == 576 ? 0 : 4) + (block_n == 64 ? 2 : 0) + (fp8 ? 1 : 0);
   switch (key) {
     case 0: return launch_attention<576, 32, Bf16Loader<576, 32>>(a, stream);
@@ -187,6 +190,9 @@ MlaGatherSource gather_source(const MlaCacheView& cache, std::span<const std::in
 }
 
 }  // namespace
+
+void set_sparse_mla_ablation(int mask) { g_ablation.store(mask, std::memory_order_relaxed); }
+
 }  // namespace detail
 
 void sparse_mla_decode(const SparseMlaDecodeParams& p, const SparseMlaOutputs& o, const SparseMlaPlan& plan,

@@ -79,6 +79,9 @@ struct AttnArgs {
   float* part_o = nullptr;           // [S][rows][H][512], normalised
   float* part_lse = nullptr;         // [S][rows][H], natural, −inf for an empty chunk
   float* part_max = nullptr;         // [S][rows][H], max z of the chunk, −inf for an empty chunk
+  // Benchmark ablation only (detail::set_sparse_mla_ablation; results are wrong when set): 1 skips the Q·Kᵀ MMAs, 2 the P·V MMAs, 4 the tile loads (copies and dequantization),
+  // 8 the softmax between them. 0 in every real call.
+  int ablate = 0;
 };
 
 // A resolved slot: block < 0 means invalid. t_src = token in page | source << 30.
@@ -173,24 +176,28 @@ struct Fp8Loader {
     for (int i = threadIdx.x; i < 512; i += kAttnThreads) lut[i] = dsa::fp8_to_f32(static_cast<std::uint8_t>(i & 255), a.src[i >> 8].geo.fp8);
   }
 
+  // Work split of a tile: kTpk threads per key, each taking every kTpk-th piece / chunk of its
+  // key, so the descriptor, the page and the model branches are resolved once per key.
+  static constexpr int kTpk = kAttnThreads / BN;
+  static_assert(kAttnThreads % BN == 0);
+
   __device__ static void prefetch(const AttnArgs& a, const SmemPtrs& sm, const SlotDesc* desc, int s0, int n, int) {
-    for (int item = threadIdx.x; item < BN * kPieces; item += kAttnThreads) {
-      const int key = item / kPieces, piece = item % kPieces;
-      if (!slot_valid(desc, s0 + key, n)) continue;
-      const SlotDesc d = desc[s0 + key];
-      const AttnSource& src = a.src[d.t_src >> 30];
-      const std::int64_t t = d.t_src & kTokenMask;
-      const dsa::MlaPageRef pg = dsa::mla_page_ref(src.geo, src.values, src.scales, d.block);
-      std::uint8_t* rec = sm.stage + key * kRecordBytes;
-      if (piece < kValueBytes / 16) {
-        const std::int64_t row = kV32 ? layout::V32::dim_offset(t, 0) : layout::Model1::dim_offset(t, 0);
-        copy_piece(rec + piece * 16, pg.values + row + piece * 16, 16, src.aligned);
-      } else {  // MODEL1 scale row (7 ue8m0 + pad)
-        const std::uint8_t* s = src.geo.layout == dsa::MlaLayout::MODEL1_SPLIT
-                                    ? pg.scales + layout::Model1Split::scale_offset(t, 0)
-                                    : pg.values + layout::Model1::scale_offset(pg.page_tokens, t, 0);
-        copy_piece(rec + kScaleOffset, s, 8, src.aligned);
-      }
+    const int key = threadIdx.x / kTpk, q = threadIdx.x % kTpk;
+    if (!slot_valid(desc, s0 + key, n)) return;  // materialize writes its zeros
+    const SlotDesc d = desc[s0 + key];
+    const AttnSource& src = a.src[d.t_src >> 30];
+    const std::int64_t t = d.t_src & kTokenMask;
+    const dsa::MlaPageRef pg = dsa::mla_page_ref(src.geo, src.values, src.scales, d.block);
+    std::uint8_t* rec = sm.stage + key * kRecordBytes;
+    const std::uint8_t* row = pg.values + (kV32 ? layout::V32::dim_offset(t, 0) : layout::Model1::dim_offset(t, 0));
+    const bool aligned = src.aligned;
+#pragma unroll
+    for (int piece = q; piece < kValueBytes / 16; piece += kTpk) copy_piece(rec + piece * 16, row + piece * 16, 16, aligned);
+    if (!kV32 && q == kTpk - 1) {  // MODEL1 scale row (7 ue8m0 + pad)
+      const std::uint8_t* sc = src.geo.layout == dsa::MlaLayout::MODEL1_SPLIT
+                                   ? pg.scales + layout::Model1Split::scale_offset(t, 0)
+                                   : pg.values + layout::Model1::scale_offset(pg.page_tokens, t, 0);
+      copy_piece(rec + kScaleOffset, sc, 8, aligned);
     }
   }
 
@@ -200,40 +207,69 @@ struct Fp8Loader {
   }
 
   // Dequantizes the staged tile into K: for each 8-dim chunk, the operands of dsa::read_mla_dims
-  // (code × effective scale at the product precision, then bf16 RNE; RoPE bf16 copied).
-  __device__ static void materialize(const AttnArgs& a, const SmemPtrs& sm, const SlotDesc* desc, int s0, int n) {
+  // (code × effective scale at the product precision, then bf16 RNE; RoPE bf16 copied). Codes are
+  // decoded by the hardware converter for e4m3fn and through the table of dsa::fp8_to_f32
+  // otherwise; both give the reference's values.
+  template <bool kProductBf16>
+  __device__ static void dequant_key(const AttnArgs& a, const SmemPtrs& sm, int key, int q, int src) {
     constexpr int cpr = D / 8;
-    for (int item = threadIdx.x; item < BN * cpr; item += kAttnThreads) {
-      const int key = item / cpr, ch = item % cpr;
-      std::uint8_t* dst = sm.k + swz<D>(key, ch * 8);
-      if (!slot_valid(desc, s0 + key, n)) {
-        zero16(dst);
-        continue;
-      }
-      const std::uint8_t* rec = sm.stage + key * kRecordBytes;
-      const int d0 = ch * 8;
-      if (d0 >= kNope) {
-        const std::int64_t off = kV32 ? layout::V32::dim_offset(0, d0) : layout::Model1::dim_offset(0, d0);
-        *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(rec + off);
-        continue;
-      }
-      const float* lut = sm.lut + 256 * (desc[s0 + key].t_src >> 30);
-      const float s = dsa::effective_scale(record_scale(rec, d0 / kTile), a.model.scale);
-      const uint2 codes = *reinterpret_cast<const uint2*>(rec + d0);  // dim_offset(0, d0) = d0 (asserted above)
-      float v[8];
+    constexpr int nope_chunks = kNope / 8;
+    static_assert(nope_chunks % kTpk == 0, "a thread's chunks are NoPE first, then RoPE");
+    constexpr int kScales = kV32 ? layout::V32::num_scales : layout::Model1::num_scales;
+    const std::uint8_t* rec = sm.stage + key * kRecordBytes;
+    float sc[kScales];
 #pragma unroll
-      for (int i = 0; i < 8; ++i) {
-        const std::uint32_t w = i < 4 ? codes.x : codes.y;
-        v[i] = lut[(w >> (8 * (i % 4))) & 0xFFu] * s;
-        if (a.model.product == dsa::ProductAs::bf16) v[i] = dsa::round_to_bf16(v[i]);
+    for (int k = 0; k < kScales; ++k) sc[k] = dsa::effective_scale(record_scale(rec, k), a.model.scale);
+    const bool hw = a.src[src].geo.fp8 == dsa::Fp8Format::e4m3fn;
+    const float* lut = sm.lut + 256 * src;
+#pragma unroll
+    for (int i = 0; i < nope_chunks / kTpk; ++i) {
+      const int c = q + i * kTpk;
+      const uint2 codes = *reinterpret_cast<const uint2*>(rec + 8 * c);  // dim_offset(0, d) = d (asserted above)
+      // The chunk's scale tile, without a runtime index into sc[].
+      float s = sc[0];
+#pragma unroll
+      for (int k = 1; k < kScales; ++k)
+        if (8 * c >= k * kTile) s = sc[k];
+      float v[8];
+      if (hw) {
+        e4m3fn_x2_to_float2(static_cast<std::uint16_t>(codes.x & 0xFFFFu), v[0], v[1]);
+        e4m3fn_x2_to_float2(static_cast<std::uint16_t>(codes.x >> 16), v[2], v[3]);
+        e4m3fn_x2_to_float2(static_cast<std::uint16_t>(codes.y & 0xFFFFu), v[4], v[5]);
+        e4m3fn_x2_to_float2(static_cast<std::uint16_t>(codes.y >> 16), v[6], v[7]);
+      } else {
+#pragma unroll
+        for (int e = 0; e < 8; ++e) v[e] = lut[((e < 4 ? codes.x : codes.y) >> (8 * (e % 4))) & 0xFFu];
+      }
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        v[e] *= s;
+        if constexpr (kProductBf16) v[e] = dsa::round_to_bf16(v[e]);
       }
       uint4 out;
       out.x = pack_bf16x2_rn(v[0], v[1]);
       out.y = pack_bf16x2_rn(v[2], v[3]);
       out.z = pack_bf16x2_rn(v[4], v[5]);
       out.w = pack_bf16x2_rn(v[6], v[7]);
-      *reinterpret_cast<uint4*>(dst) = out;
+      *reinterpret_cast<uint4*>(sm.k + swz<D>(key, 8 * c)) = out;
     }
+#pragma unroll
+    for (int c = nope_chunks + q; c < cpr; c += kTpk) {
+      const std::int64_t off = kV32 ? layout::V32::dim_offset(0, 8 * c) : layout::Model1::dim_offset(0, 8 * c);
+      *reinterpret_cast<uint4*>(sm.k + swz<D>(key, 8 * c)) = *reinterpret_cast<const uint4*>(rec + off);
+    }
+  }
+
+  __device__ static void materialize(const AttnArgs& a, const SmemPtrs& sm, const SlotDesc* desc, int s0, int n) {
+    const int key = threadIdx.x / kTpk, q = threadIdx.x % kTpk;
+    if (!slot_valid(desc, s0 + key, n)) {
+#pragma unroll
+      for (int c = q; c < D / 8; c += kTpk) zero16(sm.k + swz<D>(key, 8 * c));
+      return;
+    }
+    const int src = desc[s0 + key].t_src >> 30;
+    if (a.model.product == dsa::ProductAs::bf16) dequant_key<true>(a, sm, key, q, src);
+    else dequant_key<false>(a, sm, key, q, src);
   }
 };
 static_assert(layout::Model1::dim_offset(0, 0) == 0 && layout::V32::dim_offset(0, 0) == 0);
@@ -249,20 +285,23 @@ struct Bf16Loader {
 
   __device__ static void init(const AttnArgs&, float*) {}
 
+  static constexpr int kTpk = kAttnThreads / BN;  // threads per key (see Fp8Loader)
+
   __device__ static void prefetch(const AttnArgs& a, const SmemPtrs& sm, const SlotDesc* desc, int s0, int n, int buf) {
-    constexpr int cpr = D / 8;
-    for (int item = threadIdx.x; item < BN * cpr; item += kAttnThreads) {
-      const int key = item / cpr, ch = item % cpr;
-      std::uint8_t* dst = sm.k + buf * sm.k_bytes + swz<D>(key, ch * 8);
-      if (!slot_valid(desc, s0 + key, n)) {
-        zero16(dst);
-        continue;
-      }
-      const SlotDesc d = desc[s0 + key];
-      const AttnSource& src = a.src[d.t_src >> 30];
-      const dsa::MlaPageRef pg = dsa::mla_page_ref(src.geo, src.values, src.scales, d.block);
-      copy_piece(dst, pg.values + layout::Bf16::dim_offset(d.t_src & kTokenMask, ch * 8, D), 16, src.aligned);
+    const int key = threadIdx.x / kTpk, q = threadIdx.x % kTpk;
+    std::uint8_t* dst = sm.k + buf * sm.k_bytes;
+    if (!slot_valid(desc, s0 + key, n)) {
+#pragma unroll
+      for (int c = q; c < D / 8; c += kTpk) zero16(dst + swz<D>(key, 8 * c));
+      return;
     }
+    const SlotDesc d = desc[s0 + key];
+    const AttnSource& src = a.src[d.t_src >> 30];
+    const dsa::MlaPageRef pg = dsa::mla_page_ref(src.geo, src.values, src.scales, d.block);
+    const std::uint8_t* row = pg.values + layout::Bf16::dim_offset(d.t_src & kTokenMask, 0, D);
+    const bool aligned = src.aligned;
+#pragma unroll
+    for (int c = q; c < D / 8; c += kTpk) copy_piece(dst + swz<D>(key, 8 * c), row + 16 * c, 16, aligned);
   }
   __device__ static void materialize(const AttnArgs&, const SmemPtrs&, const SlotDesc*, int, int) {}
 };
@@ -368,7 +407,7 @@ __global__ void __launch_bounds__(kAttnThreads, 1) sparse_mla_attention_kernel(c
     __syncthreads();
 
     const int num_tiles = (n + BN - 1) / BN;
-    Loader::prefetch(a, sm, sm.desc, 0, n, 0);
+    if (!(a.ablate & 4)) Loader::prefetch(a, sm, sm.desc, 0, n, 0);
     cp_async_commit();
     for (int tile = 0; tile < num_tiles; ++tile) {
       const int s0 = tile * BN;
@@ -376,10 +415,10 @@ __global__ void __launch_bounds__(kAttnThreads, 1) sparse_mla_attention_kernel(c
       cp_async_wait_all();
       __syncthreads();  // tile `tile` (and Q) landed; every warp is done with the previous tile
       if constexpr (Loader::kMaterialize) {
-        Loader::materialize(a, sm, sm.desc, s0, n);
+        if (!(a.ablate & 4)) Loader::materialize(a, sm, sm.desc, s0, n);
         __syncthreads();
       }
-      if (tile + 1 < num_tiles) Loader::prefetch(a, sm, sm.desc, s0 + BN, n, buf ^ (Loader::kKBuffers > 1 ? 1 : 0));
+      if (tile + 1 < num_tiles && !(a.ablate & 4)) Loader::prefetch(a, sm, sm.desc, s0 + BN, n, buf ^ (Loader::kKBuffers > 1 ? 1 : 0));
       cp_async_commit();
       const std::uint8_t* kt = sm.k + buf * Smem::kKBytes;
 
@@ -387,6 +426,7 @@ __global__ void __launch_bounds__(kAttnThreads, 1) sparse_mla_attention_kernel(c
       float s[kSTiles][4];
 #pragma unroll
       for (int j = 0; j < kSTiles; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+      if (!(a.ablate & 1))
 #pragma unroll 4
       for (int ks = 0; ks < D / 16; ++ks) {
         std::uint32_t af[4];
@@ -438,6 +478,7 @@ __global__ void __launch_bounds__(kAttnThreads, 1) sparse_mla_attention_kernel(c
         o[j][3] *= alpha[1];
       }
       // P = exp2(S − m), rounded to bf16 into shared memory; l sums the fp32 weights.
+      if (!(a.ablate & 8))
 #pragma unroll
       for (int j = 0; j < kSTiles; ++j) {
         float p[4];
@@ -453,6 +494,7 @@ __global__ void __launch_bounds__(kAttnThreads, 1) sparse_mla_attention_kernel(c
       __syncthreads();
 
       // O[:, half] += P·V over all BN keys.
+      if (!(a.ablate & 2))
 #pragma unroll
       for (int kst = 0; kst < BN / 16; ++kst) {
         std::uint32_t af[4];

@@ -18,4 +18,8 @@ MlaWorkspaceLayout prefill_workspace(const SparseMlaPrefillParams& p, int splits
 // and a workspace of at least `need` bytes, aligned.
 void check_plan(const SparseMlaPlan& plan, MlaAlgo algo, const MlaWorkspaceLayout& need, DeviceWorkspace ws);
 
+// Benchmark ablation (bench/gpu/sparse_mla_decode_bench.cu only): later launches skip the parts
+// named by `mask` (AttnArgs::ablate) and compute wrong results. 0 restores the kernel.
+void set_sparse_mla_ablation(int mask);
+
 }  // namespace dsa::gpu::detail

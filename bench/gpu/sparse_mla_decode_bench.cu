@@ -27,6 +27,7 @@
 #include "dsa/gpu/sparse_mla.hpp"
 #include "dsa/layouts.hpp"
 #include "dsa/sparse_mla.hpp"
+#include "sparse_mla_plan.hpp"  // detail::set_sparse_mla_ablation
 
 namespace {
 
@@ -308,10 +309,12 @@ SparseMlaConfig table(ConfigTable t, int splits = -1) {
 
 int main(int argc, char** argv) {
   const char* json_path = nullptr;
-  bool quick = false;
+  bool quick = false, ablate = false, profile = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
     else if (!std::strcmp(argv[i], "--quick")) quick = true;
+    else if (!std::strcmp(argv[i], "--ablate")) ablate = true;    // time with parts of the kernel skipped
+    else if (!std::strcmp(argv[i], "--profile")) profile = true;  // one eager fused call, for ncu
   }
   try {
     cudaStream_t s;
@@ -322,6 +325,35 @@ int main(int argc, char** argv) {
     CHECK(cudaGetDeviceProperties(&prop, dev));
     const int sms = device_sm_count();
     std::printf("device: %s, %d SMs, L2 %d MB\n", prop.name, sms, prop.l2CacheSize >> 20);
+
+    if (profile) {  // V32, B = 128, S_q = 1, topk = 2048, fused: one attention launch, nothing else
+      const Pool pool = make_pool(MlaLayout::V32, s);
+      Problem p = make_problem(pool, 128, 1, 2048, s);
+      const SparseMlaPlan plan = plan_sparse_mla_decode(p.params, MlaAlgo::fused, table(ConfigTable::default_table), sms);
+      const SparseMlaOutputs o{{p.out, static_cast<std::size_t>(128 * kH * 512)}, {p.lse, 128 * kH}, {}};
+      sparse_mla_decode(p.params, o, plan, {nullptr, 0}, s);
+      CHECK(cudaStreamSynchronize(s));
+      std::printf("profile: one fused launch, %d splits\n", plan.num_splits);
+      return 0;
+    }
+    if (ablate) {  // which part of the kernel costs what: graph-replay medians with parts skipped
+      const Pool pool = make_pool(MlaLayout::V32, s);
+      for (const std::int64_t B : {128, 1}) {
+        Problem p = make_problem(pool, B, 1, 2048, s);
+        for (const MlaAlgo algo : {MlaAlgo::fused, MlaAlgo::staged}) {
+          std::printf("ablation V32 B=%ld topk=2048 %s (single pass):", static_cast<long>(B), to_string(algo));
+          for (const int mask : {0, 1, 2, 4, 8, 3, 11, 15}) {
+            gpu::detail::set_sparse_mla_ablation(mask);
+            const Timing t = time_call(p, algo, table(ConfigTable::default_table, 1), sms, s);
+            std::printf("  [%d] %.1f", mask, t.us);
+          }
+          gpu::detail::set_sparse_mla_ablation(0);
+          std::printf("  us  (1 QK, 2 PV, 4 loads, 8 softmax)\n");
+        }
+        free_problem(p);
+      }
+      return 0;
+    }
 
     // First call after warm-up vs steady state (before any other sparse MLA launch).
     const Pool v32 = make_pool(MlaLayout::V32, s);

@@ -313,6 +313,27 @@ TEST_F(SparseMlaDecodeGpu, GraphReplayAndRerunsAreBitIdentical) {
   DSA_GPU_CHECK(cudaStreamDestroy(stream));
 }
 
+// port.hpp's hardware e4m3fn decoder (used by the fused loader) against the reference decoder on
+// every pair of codes: the same fp32 value, NaN for NaN.
+__global__ void decode_all_pairs(float* out) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < 65536) e4m3fn_x2_to_float2(static_cast<std::uint16_t>(i), out[2 * i], out[2 * i + 1]);
+}
+
+TEST_F(SparseMlaDecodeGpu, HardwareE4m3fnDecodeIsTheReference) {
+  DeviceVec<float> d(2 * 65536);
+  decode_all_pairs<<<256, 256>>>(d.get());
+  DSA_GPU_CHECK(cudaGetLastError());
+  const std::vector<float> got = d.download();
+  for (int i = 0; i < 65536; ++i)
+    for (int h = 0; h < 2; ++h) {
+      const float want = fp8_to_f32(static_cast<std::uint8_t>(h ? i >> 8 : i & 0xFF), Fp8Format::e4m3fn);
+      const float g = got[2 * i + h];
+      if (std::isnan(want)) ASSERT_TRUE(std::isnan(g)) << "pair " << i;
+      else ASSERT_EQ(f32_bits(g), f32_bits(want)) << "pair " << i << " half " << h;
+    }
+}
+
 // ---- argument validation (no device needed: nothing is launched) -----------------------------
 SparseMlaDecodeParams fake_params(MlaLayout layout) {
   SparseMlaDecodeParams p;

@@ -295,6 +295,22 @@ __device__ __forceinline__ float fast_exp2(float x) {
 #endif
 }
 
+// Two e4m3fn codes (low byte first) → two fp32, exactly (every e4m3fn value is an f16; NaN stays
+// NaN). CUDA: the sm_89+ converter cvt.rn.f16x2.e4m3x2, then f16 → f32; HIP: the reference
+// decoder. tests/gpu/sparse_mla_decode_test.cu checks it against dsa::fp8_to_f32 on every code.
+__device__ __forceinline__ void e4m3fn_x2_to_float2(std::uint16_t codes, float& lo, float& hi) {
+#if defined(DSA_GPU_BACKEND_HIP)
+  lo = dsa::fp8_to_f32(static_cast<std::uint8_t>(codes & 0xFF), dsa::Fp8Format::e4m3fn);
+  hi = dsa::fp8_to_f32(static_cast<std::uint8_t>(codes >> 8), dsa::Fp8Format::e4m3fn);
+#else
+  std::uint32_t h2;
+  asm("cvt.rn.f16x2.e4m3x2 %0, %1;\n" : "=r"(h2) : "h"(codes));
+  asm("{\n .reg .b16 l, h;\n mov.b32 {l, h}, %2;\n cvt.f32.f16 %0, l;\n cvt.f32.f16 %1, h;\n}\n"
+      : "=f"(lo), "=f"(hi)
+      : "r"(h2));
+#endif
+}
+
 // Two fp32 → two bf16 (RNE), `lo` in the low half. For every non-NaN input this is
 // dsa::f32_to_bf16; a NaN may come out with another payload (CUDA's converter canonicalises it),
 // which only matters where bf16 bits are compared, not where they are multiplied.
