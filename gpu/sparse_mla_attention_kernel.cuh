@@ -4,10 +4,12 @@
 // gpu/instances/sparse_mla_attention_*.cu.
 //
 // One CTA of 256 threads (8 mma warps) computes 64 query heads of one query row over one split
-// (a contiguous chunk of the row's slot axis, primary slots then extra slots). Warp w takes heads
-// 16·(w % 4) … +15 and half w / 4: for S = Q·Kᵀ its half of the tile's keys, for O += P·V its
-// half of the 512 value dims, so every warp issues the same number of tensor-core MMAs
-// (mma.sync m16n8k16, bf16 operands, fp32 accumulation) and S is computed once. Online softmax in
+// (a contiguous chunk of the row's slot axis, primary slots then extra slots). For S = Q·Kᵀ warp w
+// takes heads 16·(w % 4) … +15 and half w / 4 of the tile's keys; for O += P·V it takes heads
+// 32·(w % 2) … +31 and quarter w / 2 of the 512 value dims (each V element is read from shared
+// memory by two warps, not four). Every warp issues the same number of tensor-core MMAs
+// (mma.sync m16n8k16, bf16 operands, fp32 accumulation) and S is computed once; the row
+// statistics pass between the two layouts through shared memory. Online softmax in
 // fp32 with exp2; P is rounded to bf16 for P·V (KernelPrecision{u_acc = 2·2^−24, u_p = 2^−8,
 // u_out = 2^−8}); the normaliser sums the fp32 weights.
 //
@@ -131,7 +133,8 @@ struct SmemPtrs {
   int k_bytes;
   std::uint8_t* stage;
   std::uint8_t* p;
-  float* red;   // [2][64]
+  float* red;   // [2][64]: row max / normaliser exchange between the key halves
+  float* alpha; // [64]: the rescale factor of each head row in the current tile
   float* lut;   // [2][256]
   SlotDesc* desc;
 };
@@ -146,6 +149,14 @@ __device__ __forceinline__ void copy_piece(std::uint8_t* dst, const std::uint8_t
   } else {
     for (int i = 0; i < bytes; ++i) dst[i] = src[i];
   }
+}
+
+// for (i = q; i < n; i += step) body(i), with a compile-time trip count so that it unrolls.
+template <int kN, int kStep, class F>
+__device__ __forceinline__ void strided(int q, F&& body) {
+#pragma unroll
+  for (int k = 0; k < (kN + kStep - 1) / kStep; ++k)
+    if (q + k * kStep < kN) body(q + k * kStep);
 }
 
 __device__ __forceinline__ bool slot_valid(const SlotDesc* desc, int s, int n) { return s < n && desc[s].block >= 0; }
@@ -191,8 +202,7 @@ struct Fp8Loader {
     std::uint8_t* rec = sm.stage + key * kRecordBytes;
     const std::uint8_t* row = pg.values + (kV32 ? layout::V32::dim_offset(t, 0) : layout::Model1::dim_offset(t, 0));
     const bool aligned = src.aligned;
-#pragma unroll
-    for (int piece = q; piece < kValueBytes / 16; piece += kTpk) copy_piece(rec + piece * 16, row + piece * 16, 16, aligned);
+    strided<kValueBytes / 16, kTpk>(q, [&](int piece) { copy_piece(rec + piece * 16, row + piece * 16, 16, aligned); });
     if (!kV32 && q == kTpk - 1) {  // MODEL1 scale row (7 ue8m0 + pad)
       const std::uint8_t* sc = src.geo.layout == dsa::MlaLayout::MODEL1_SPLIT
                                    ? pg.scales + layout::Model1Split::scale_offset(t, 0)
@@ -253,18 +263,17 @@ struct Fp8Loader {
       out.w = pack_bf16x2_rn(v[6], v[7]);
       *reinterpret_cast<uint4*>(sm.k + swz<D>(key, 8 * c)) = out;
     }
-#pragma unroll
-    for (int c = nope_chunks + q; c < cpr; c += kTpk) {
+    strided<cpr - nope_chunks, kTpk>(q, [&](int r) {  // RoPE chunks
+      const int c = nope_chunks + r;
       const std::int64_t off = kV32 ? layout::V32::dim_offset(0, 8 * c) : layout::Model1::dim_offset(0, 8 * c);
       *reinterpret_cast<uint4*>(sm.k + swz<D>(key, 8 * c)) = *reinterpret_cast<const uint4*>(rec + off);
-    }
+    });
   }
 
   __device__ static void materialize(const AttnArgs& a, const SmemPtrs& sm, const SlotDesc* desc, int s0, int n) {
     const int key = threadIdx.x / kTpk, q = threadIdx.x % kTpk;
     if (!slot_valid(desc, s0 + key, n)) {
-#pragma unroll
-      for (int c = q; c < D / 8; c += kTpk) zero16(sm.k + swz<D>(key, 8 * c));
+      strided<D / 8, kTpk>(q, [&](int c) { zero16(sm.k + swz<D>(key, 8 * c)); });
       return;
     }
     const int src = desc[s0 + key].t_src >> 30;
@@ -291,8 +300,7 @@ struct Bf16Loader {
     const int key = threadIdx.x / kTpk, q = threadIdx.x % kTpk;
     std::uint8_t* dst = sm.k + buf * sm.k_bytes;
     if (!slot_valid(desc, s0 + key, n)) {
-#pragma unroll
-      for (int c = q; c < D / 8; c += kTpk) zero16(dst + swz<D>(key, 8 * c));
+      strided<D / 8, kTpk>(q, [&](int c) { zero16(dst + swz<D>(key, 8 * c)); });
       return;
     }
     const SlotDesc d = desc[s0 + key];
@@ -300,8 +308,7 @@ struct Bf16Loader {
     const dsa::MlaPageRef pg = dsa::mla_page_ref(src.geo, src.values, src.scales, d.block);
     const std::uint8_t* row = pg.values + layout::Bf16::dim_offset(d.t_src & kTokenMask, 0, D);
     const bool aligned = src.aligned;
-#pragma unroll
-    for (int c = q; c < D / 8; c += kTpk) copy_piece(dst + swz<D>(key, 8 * c), row + 16 * c, 16, aligned);
+    strided<D / 8, kTpk>(q, [&](int c) { copy_piece(dst + swz<D>(key, 8 * c), row + 16 * c, 16, aligned); });
   }
   __device__ static void materialize(const AttnArgs&, const SmemPtrs&, const SlotDesc*, int, int) {}
 };
@@ -316,7 +323,7 @@ struct AttnSmem {
   static constexpr int kStage = kK + Loader::kKBuffers * kKBytes;
   static constexpr int kP = kStage + Loader::kStageBytes;
   static constexpr int kRed = kP + kAttnHeads * BN * 2;
-  static constexpr int kLut = kRed + 2 * kAttnHeads * 4;
+  static constexpr int kLut = kRed + 3 * kAttnHeads * 4;
   static constexpr int kDesc = kLut + Loader::kLutBytes;
   // Descriptor capacity: what is left, in whole tiles, at most 4096 slots.
   static constexpr int kDescCap = ((kSmemLimit - kDesc) / 8 / BN * BN) < 4096 ? ((kSmemLimit - kDesc) / 8 / BN * BN) : 4096;
@@ -332,7 +339,7 @@ __global__ void __launch_bounds__(kAttnThreads, 1) sparse_mla_attention_kernel(c
   static_assert(D % 16 == 0 && (BN == 32 || BN == 64));
   constexpr int kHalfKeys = BN / 2;
   constexpr int kSTiles = kHalfKeys / 8;      // n-tiles of S per warp
-  constexpr int kOTiles = kAttnDv / 2 / 8;    // n-tiles of O per warp (256 dims)
+  constexpr int kOTiles = kAttnDv / 4 / 8;    // n-tiles of O per warp and head tile (128 dims)
   constexpr float kLog2e = 1.4426950408889634f;
   constexpr float kLn2 = 0.6931471805599453f;
   constexpr float kNegInf = -INFINITY;
@@ -345,11 +352,13 @@ __global__ void __launch_bounds__(kAttnThreads, 1) sparse_mla_attention_kernel(c
   sm.stage = smem_raw + Smem::kStage;
   sm.p = smem_raw + Smem::kP;
   sm.red = reinterpret_cast<float*>(smem_raw + Smem::kRed);
+  sm.alpha = sm.red + 2 * kAttnHeads;
   sm.lut = reinterpret_cast<float*>(smem_raw + Smem::kLut);
   sm.desc = reinterpret_cast<SlotDesc*>(smem_raw + Smem::kDesc);
 
   const int tid = threadIdx.x, lane = tid % kMmaWarp, warp = tid / kMmaWarp;
-  const int hq = warp & 3, half = warp >> 2, g = lane >> 2, c = lane & 3;
+  const int hq = warp & 3, half = warp >> 2, g = lane >> 2, c = lane & 3;  // S layout
+  const int ph = warp & 1, dq = warp >> 1;                                  // P·V layout
 
   const std::int64_t bid = blockIdx.x;
   const int hg = static_cast<int>(bid % a.head_groups);
@@ -375,9 +384,11 @@ __global__ void __launch_bounds__(kAttnThreads, 1) sparse_mla_attention_kernel(c
   const dsa::SlotRange range = dsa::split_range(a.total_slots, a.num_splits, split);
   const float scale_log2 = a.sm_scale * kLog2e;
 
-  float o[kOTiles][4];
+  float o[2][kOTiles][4];  // heads 32·ph + 16·mt + (g, g + 8), dims 128·dq + 8·j + (2c, 2c + 1)
 #pragma unroll
-  for (int j = 0; j < kOTiles; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
+  for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+    for (int j = 0; j < kOTiles; ++j) o[mt][j][0] = o[mt][j][1] = o[mt][j][2] = o[mt][j][3] = 0.0f;
   float m_run[2] = {kNegInf, kNegInf};  // running max of the scaled scores (log2 units), rows g, g + 8
   float l_run[2] = {0.0f, 0.0f};        // this thread's part of the normaliser
 
@@ -460,22 +471,16 @@ __global__ void __launch_bounds__(kAttnThreads, 1) sparse_mla_attention_kernel(c
         sm.red[half * kAttnHeads + hq * 16 + g + 8] = m_tile[1];
       }
       __syncthreads();
-      float alpha[2], m_use[2];
+      float m_use[2];
 #pragma unroll
       for (int i = 0; i < 2; ++i) {
         const float other = sm.red[(half ^ 1) * kAttnHeads + hq * 16 + g + 8 * i];
         const float m_new = fmaxf(m_run[i], fmaxf(m_tile[i], other));
         m_use[i] = m_new == kNegInf ? 0.0f : m_new;  // no valid key yet: every weight is 0
-        alpha[i] = fast_exp2(m_run[i] - m_use[i]);
+        const float alpha = fast_exp2(m_run[i] - m_use[i]);
         m_run[i] = m_new;
-        l_run[i] *= alpha[i];
-      }
-#pragma unroll
-      for (int j = 0; j < kOTiles; ++j) {
-        o[j][0] *= alpha[0];
-        o[j][1] *= alpha[0];
-        o[j][2] *= alpha[1];
-        o[j][3] *= alpha[1];
+        l_run[i] *= alpha;
+        if (half == 0 && c == 0) sm.alpha[hq * 16 + g + 8 * i] = alpha;
       }
       // P = exp2(S − m), rounded to bf16 into shared memory; l sums the fp32 weights.
       if (!(a.ablate & 8))
@@ -493,26 +498,42 @@ __global__ void __launch_bounds__(kAttnThreads, 1) sparse_mla_attention_kernel(c
       }
       __syncthreads();
 
-      // O[:, half] += P·V over all BN keys.
+      // O[heads of ph, dims of dq] = alpha·O + P·V over all BN keys.
+#pragma unroll
+      for (int mt = 0; mt < 2; ++mt) {
+        const float a0 = sm.alpha[ph * 32 + mt * 16 + g], a1 = sm.alpha[ph * 32 + mt * 16 + g + 8];
+#pragma unroll
+        for (int j = 0; j < kOTiles; ++j) {
+          o[mt][j][0] *= a0;
+          o[mt][j][1] *= a0;
+          o[mt][j][2] *= a1;
+          o[mt][j][3] *= a1;
+        }
+      }
       if (!(a.ablate & 2))
 #pragma unroll
       for (int kst = 0; kst < BN / 16; ++kst) {
-        std::uint32_t af[4];
-        ldmatrix_x4(af, sm.p + swz<BN>(a_row, kst * 16 + a_col));
+        std::uint32_t af[2][4];
+#pragma unroll
+        for (int mt = 0; mt < 2; ++mt) ldmatrix_x4(af[mt], sm.p + swz<BN>(ph * 32 + mt * 16 + (a_row % 16), kst * 16 + a_col));
 #pragma unroll
         for (int dp = 0; dp < kOTiles / 2; ++dp) {
           std::uint32_t bf[4];
           ldmatrix_x4_trans(bf, kt + swz<D>(kst * 16 + (lane % 8) + 8 * ((lane / 8) % 2),
-                                             half * (kAttnDv / 2) + dp * 16 + 8 * (lane / 16)));
-          mma_bf16_16816(o[2 * dp], af, bf[0], bf[1]);
-          mma_bf16_16816(o[2 * dp + 1], af, bf[2], bf[3]);
+                                             dq * (kAttnDv / 4) + dp * 16 + 8 * (lane / 16)));
+#pragma unroll
+          for (int mt = 0; mt < 2; ++mt) {
+            mma_bf16_16816(o[mt][2 * dp], af[mt], bf[0], bf[1]);
+            mma_bf16_16816(o[mt][2 * dp + 1], af[mt], bf[2], bf[3]);
+          }
         }
       }
     }
   }
   cp_async_wait_all();  // an empty chunk issued only the Q copies
 
-  // Normaliser: the quad's lanes, then the other half's warp.
+  // Row statistics (S layout): the normaliser from the quad's lanes and the other key half; lse,
+  // max z, and each row's output multiplier, handed to the P·V layout through shared memory.
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
     l_run[i] += shfl_xor_group(l_run[i], 1, 4);
@@ -524,46 +545,68 @@ __global__ void __launch_bounds__(kAttnThreads, 1) sparse_mla_attention_kernel(c
     sm.red[half * kAttnHeads + hq * 16 + g + 8] = l_run[1];
   }
   __syncthreads();
-
+  float row_mul[2];  // out = o · row_mul; 0 writes exact zeros (empty row, or sink +inf)
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
     const int hl = hq * 16 + g + 8 * i;
     const int h = h0 + hl;
-    if (h >= a.H) continue;
     const float l = l_run[i] + sm.red[(half ^ 1) * kAttnHeads + hl];
     const bool empty = m_run[i] == kNegInf;
     const float lse = empty ? kNegInf : m_run[i] * kLn2 + logf(l);  // natural, no sink
     const float max_z = empty ? kNegInf : m_run[i] * kLn2;
     const float inv_l = empty ? 0.0f : 1.0f / l;
-    const std::int64_t rh = r * a.H + h;
+    row_mul[i] = inv_l;
     if (a.num_splits == 1) {
       float f = 1.0f;  // sink factor 1 / (1 + exp(sink − lse)); −inf sink: exactly 1
-      if (a.sink != nullptr && !empty) f = 1.0f / (1.0f + expf(a.sink[h] - lse));
-      const bool zero = empty || f == 0.0f;
-      std::uint16_t* dst = a.out + rh * kAttnDv + half * (kAttnDv / 2) + 2 * c;
-#pragma unroll
-      for (int j = 0; j < kOTiles; ++j) {
-        const float v0 = zero ? 0.0f : o[j][2 * i] * inv_l * f;
-        const float v1 = zero ? 0.0f : o[j][2 * i + 1] * inv_l * f;
-        *reinterpret_cast<std::uint32_t*>(dst + j * 8) =
-            float_to_bf16(v0) | (static_cast<std::uint32_t>(float_to_bf16(v1)) << 16);
-      }
-      if (half == 0 && c == 0) {
+      if (a.sink != nullptr && !empty && h < a.H) f = 1.0f / (1.0f + expf(a.sink[h] - lse));
+      row_mul[i] = empty || f == 0.0f ? 0.0f : inv_l * f;
+    }
+    if (h < a.H && half == 0 && c == 0) {
+      const std::int64_t rh = r * a.H + h;
+      if (a.num_splits == 1) {
         if (a.lse != nullptr) a.lse[rh] = empty ? INFINITY : lse;
         if (a.max_logits != nullptr) a.max_logits[rh] = max_z;
-      }
-    } else {
-      const std::int64_t prh = split * a.rows * a.H + rh;
-      float* dst = a.part_o + prh * kAttnDv + half * (kAttnDv / 2) + 2 * c;
-#pragma unroll
-      for (int j = 0; j < kOTiles; ++j)
-        *reinterpret_cast<float2*>(dst + j * 8) = make_float2(o[j][2 * i] * inv_l, o[j][2 * i + 1] * inv_l);
-      if (half == 0 && c == 0) {
+      } else {
+        const std::int64_t prh = split * a.rows * a.H + rh;
         a.part_lse[prh] = lse;
         a.part_max[prh] = max_z;
       }
     }
   }
+  __syncthreads();  // every warp has read the normalisers
+  if (half == 0 && c == 0) {
+    sm.red[hq * 16 + g] = row_mul[0];
+    sm.red[hq * 16 + g + 8] = row_mul[1];
+  }
+  __syncthreads();
+
+  // Outputs (P·V layout).
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const int hl = ph * 32 + mt * 16 + g + 8 * i;
+      const int h = h0 + hl;
+      if (h >= a.H) continue;
+      const float mul = sm.red[hl];
+      const std::int64_t rh = r * a.H + h;
+      if (a.num_splits == 1) {
+        std::uint16_t* dst = a.out + rh * kAttnDv + dq * (kAttnDv / 4) + 2 * c;
+#pragma unroll
+        for (int j = 0; j < kOTiles; ++j) {
+          const float v0 = mul == 0.0f ? 0.0f : o[mt][j][2 * i] * mul;
+          const float v1 = mul == 0.0f ? 0.0f : o[mt][j][2 * i + 1] * mul;
+          *reinterpret_cast<std::uint32_t*>(dst + j * 8) =
+              float_to_bf16(v0) | (static_cast<std::uint32_t>(float_to_bf16(v1)) << 16);
+        }
+      } else {
+        const std::int64_t prh = split * a.rows * a.H + rh;
+        float* dst = a.part_o + prh * kAttnDv + dq * (kAttnDv / 4) + 2 * c;
+#pragma unroll
+        for (int j = 0; j < kOTiles; ++j)
+          *reinterpret_cast<float2*>(dst + j * 8) = make_float2(o[mt][j][2 * i] * mul, o[mt][j][2 * i + 1] * mul);
+      }
+    }
 }
 
 template <int D, int BN, class Loader>
@@ -578,7 +621,7 @@ void launch_attention(const AttnArgs& a, Stream stream) {
   const int bytes = AttnSmem<D, BN, Loader>::kBytes;
   static std::once_flag once;
   std::call_once(once, [&] {
-    DSA_GPU_CHECK(cudaFuncSetAttribute(sparse_mla_attention_kernel<D, BN, Loader>,
+    DSA_GPU_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void*>(&sparse_mla_attention_kernel<D, BN, Loader>),
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
   });
   const std::int64_t grid = a.rows * a.num_splits * a.head_groups;

@@ -443,13 +443,18 @@ int main(int argc, char** argv) {
               const Timing single = time_call(p, MlaAlgo::fused, table(base, 1), sms, s);
               const Timing dec = time_call(p, MlaAlgo::fused, table(ConfigTable::decode_table), sms, s);
               const Timing def = time_call(p, MlaAlgo::fused, table(ConfigTable::default_table), sms, s);
-              char line[512];
+              // Twice the heuristic's split count (one key tile per split), to judge the heuristic.
+              const int more = std::min(64, 2 * fu.plan.num_splits);
+              const Timing twice = time_call(p, MlaAlgo::fused, table(base, more), sms, s);
+              char line[640];
               std::snprintf(line, sizeof line,
                             "%-6s T=%-3ld topk=%-4d  staged/fused %.2f | split(%d)/unsplit %.2f (%.1f vs %.1f us) | "
-                            "decode/default %.2f (%.1f us, %d splits, bn %d vs %.1f us, %d splits, bn %d)",
+                            "decode/default %.2f (%.1f us, %d splits, bn %d vs %.1f us, %d splits, bn %d) | "
+                            "%d splits %.1f us",
                             to_string(l), static_cast<long>(T), topk, st.us / fu.us, fu.plan.num_splits,
                             fu.us / single.us, fu.us, single.us, dec.us / def.us, dec.us, dec.plan.num_splits,
-                            dec.plan.config.block_n, def.us, def.plan.num_splits, def.plan.config.block_n);
+                            dec.plan.config.block_n, def.us, def.plan.num_splits, def.plan.config.block_n, more,
+                            twice.us);
               ratio_lines.push_back(line);
             }
             free_problem(p);
