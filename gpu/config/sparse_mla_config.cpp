@@ -18,7 +18,7 @@ bool is_pow2(std::int64_t x) { return x > 0 && (x & (x - 1)) == 0; }
 const char* to_string(ConfigTable t) { return t == ConfigTable::decode_table ? "decode" : "default"; }
 
 SparseMlaConfig builtin_config(ConfigTable table) {
-  if (table == ConfigTable::decode_table) return {.block_n = 32, .heads_per_cta = 64, .num_warps = 8, .num_stages = 2, .num_splits = 0};
+  if (table == ConfigTable::decode_table) return {.block_n = 64, .heads_per_cta = 64, .num_warps = 8, .num_stages = 2, .num_splits = 0};
   return {.block_n = 64, .heads_per_cta = 64, .num_warps = 8, .num_stages = 2, .num_splits = 0};
 }
 
@@ -83,10 +83,9 @@ int choose_num_splits(int sm_count, std::int64_t grid_ctas, std::int64_t slots_p
   if (sm_count < 1) throw InvalidArgument("sm_count", fmt::format("must be ≥ 1 (got {})", sm_count));
   if (grid_ctas < 1) throw InvalidArgument("grid_ctas", fmt::format("must be ≥ 1 (got {})", grid_ctas));
   if (block_n < 1) throw InvalidArgument("block_n", fmt::format("must be ≥ 1 (got {})", block_n));
-  if (grid_ctas >= sm_count || slots_per_row <= 0) return 1;
-  int s = 2;
-  while (s < 64 && grid_ctas * s < sm_count) s *= 2;
-  while (s > 1 && slots_per_row / s < 2 * static_cast<std::int64_t>(block_n)) s /= 2;
+  if (2 * grid_ctas > sm_count || slots_per_row <= 0) return 1;
+  int s = 1;
+  while (2 * s <= kMaxHeuristicSplits && grid_ctas * 2 * s <= sm_count && slots_per_row / (2 * s) >= block_n) s *= 2;
   return s;
 }
 

@@ -25,10 +25,14 @@ struct SparseMlaConfig {
   friend bool operator==(const SparseMlaConfig&, const SparseMlaConfig&) = default;
 };
 
-// The built-in tables. Why these values: `decode` (one query row) has two CTAs of 64 heads before
-// splitting, so it takes narrow key tiles, which let choose_num_splits cut the row into twice as
-// many chunks; `default` (many rows) takes wide tiles (fewer barriers per key). Both leave the
-// split count to the heuristic, which returns 1 once the rows fill the device.
+// The built-in tables. Why these values (decode benchmark, H200, H = 128, V32 and MODEL1): both
+// take 64-key tiles and leave the split count to choose_num_splits. At T = 1 the heuristic's
+// splits are what matter; 32-key tiles win only where they buy twice the splits (topk 512:
+// 19.1 vs 20.7 µs, 1024: 20.7 vs 21.2 µs) and lose where the split count is the same (topk 2048,
+// 32 splits either way: 24.8 vs 23.4 µs); topk = 2048 is the DeepSeek setting, and the decode
+// table must never be slower than the default at T = 1, so `decode` keeps block_n 64 too. From
+// T = 8 on 64-key tiles are 5-17 % faster (fewer barriers per key). The tables coincide today;
+// they stay separate entries so that a kernel with other trade-offs can tune them apart.
 SparseMlaConfig builtin_config(ConfigTable table);
 
 struct ResolvedConfig {
@@ -49,15 +53,19 @@ ResolvedConfig resolve_sparse_mla_config_from_env(std::int64_t num_query_rows);
 // Throws dsa::InvalidArgument(argument, rule) when a field is out of its documented range.
 void validate(const SparseMlaConfig& c, const std::string& argument);
 
-// Split count for a launch of `grid_ctas` CTAs on `sm_count` SMs over rows of `slots_per_row`
-// selected keys: 1 when the grid already fills the device; otherwise the smallest power of two
-// s ∈ {2, 4, …, 64} with grid_ctas·s ≥ sm_count, lowered until every split keeps at least two
-// key tiles (slots_per_row / s ≥ 2·block_n), because a split shorter than that costs more in the
-// combine than it gains in occupancy.
+// Split count for a launch of `grid_ctas` CTAs (one per SM: the attention kernel takes all of an
+// SM's shared memory) on `sm_count` SMs over rows of `slots_per_row` selected keys: 1 when the grid
+// already fills at least half of the device; otherwise the largest power of two s ≤ 32 that keeps
+// the split grid within one wave (grid_ctas·s ≤ sm_count) and every split at least one key tile
+// (slots_per_row / s ≥ block_n). Why, from the decode benchmark on an H200 (132 SMs, H = 128):
+// a second wave costs more than the splits gain (T = 8, topk = 1024: 16 splits 45 µs, 8 splits
+// 31 µs; T = 64: 2 splits 260 µs, unsplit 244 µs), and beyond 32 splits the combine's reads cost
+// more than the shorter chunks save (T = 1, topk = 2048: 64 splits 27.5 µs, 32 splits 25.4 µs).
+inline constexpr int kMaxHeuristicSplits = 32;
 int choose_num_splits(int sm_count, std::int64_t grid_ctas, std::int64_t slots_per_row, int block_n);
 
-// The split candidates warm-up must prepare: every power of two up to 64 that choose_num_splits
-// can return, plus 1.
+// The split counts a plan may use: every power of two up to 64 (the heuristic's up to 32, an
+// explicit config up to 64), plus 1.
 inline constexpr int kSplitCandidates[] = {1, 2, 4, 8, 16, 32, 64};
 
 }  // namespace dsa::gpu

@@ -38,21 +38,21 @@ TEST(SparseMlaConfig, SeveralQueryRowsSelectDefaultTable) {
   }
 }
 
-TEST(SparseMlaConfig, TablesDifferInKeyTileWidth) {
-  // decode takes 32-key tiles (twice the splits for one row); default 64; both split by heuristic.
-  EXPECT_EQ(builtin_config(ConfigTable::decode_table).block_n, 32);
-  EXPECT_EQ(builtin_config(ConfigTable::default_table).block_n, 64);
-  EXPECT_EQ(builtin_config(ConfigTable::decode_table).num_splits, 0);
-  EXPECT_EQ(builtin_config(ConfigTable::default_table).num_splits, 0);
-  for (auto t : {ConfigTable::decode_table, ConfigTable::default_table}) EXPECT_NO_THROW(validate(builtin_config(t), "table"));
+TEST(SparseMlaConfig, TablesAreLegalAndSplitByHeuristic) {
+  // Both take 64-key tiles (measured; see builtin_config) and the heuristic's split count.
+  for (auto t : {ConfigTable::decode_table, ConfigTable::default_table}) {
+    EXPECT_NO_THROW(validate(builtin_config(t), "table"));
+    EXPECT_EQ(builtin_config(t).block_n, 64);
+    EXPECT_EQ(builtin_config(t).num_splits, 0);
+  }
 }
 
 TEST(SparseMlaConfig, PartialOverrideKeepsOtherKeysOfTheBase) {
-  const auto r = resolve_sparse_mla_config(1, R"({"block_n": 64})");
+  const auto r = resolve_sparse_mla_config(1, R"({"block_n": 32})");
   EXPECT_TRUE(r.overridden);
   EXPECT_EQ(r.base, ConfigTable::decode_table);
   SparseMlaConfig want = builtin_config(ConfigTable::decode_table);
-  want.block_n = 64;
+  want.block_n = 32;
   EXPECT_EQ(r.config, want);
   const auto d = resolve_sparse_mla_config(9, R"({"num_splits": 4, "block_n": 32})");
   SparseMlaConfig want_d = builtin_config(ConfigTable::default_table);
@@ -97,25 +97,36 @@ TEST(SparseMlaConfig, EnvironmentVariableIsRead) {
   EXPECT_FALSE(resolve_sparse_mla_config_from_env(1).overridden);
 }
 
-TEST(SplitHeuristic, NoSplitWhenTheGridFillsTheDevice) {
+TEST(SplitHeuristic, NoSplitWhenTheGridFillsHalfTheDevice) {
   EXPECT_EQ(choose_num_splits(132, 132, 2048, 64), 1);
   EXPECT_EQ(choose_num_splits(132, 1000, 2048, 64), 1);
+  EXPECT_EQ(choose_num_splits(132, 128, 2048, 64), 1);  // T = 64, H = 128: 2 splits measured slower
+  EXPECT_EQ(choose_num_splits(132, 67, 2048, 64), 1);   // 2·67 > 132
+  EXPECT_EQ(choose_num_splits(132, 66, 2048, 64), 2);
 }
 
-TEST(SplitHeuristic, SmallestPowerOfTwoThatFillsTheDevice) {
-  // 2 CTAs on 132 SMs: 2·64 = 128 < 132, capped at 64 splits; 2048/64 = 32 ≥ 2·16.
-  EXPECT_EQ(choose_num_splits(132, 2, 2048, 16), 64);
-  // 40 CTAs: 40·4 = 160 ≥ 132 → 4.
-  EXPECT_EQ(choose_num_splits(132, 40, 2048, 64), 4);
-  // 17 CTAs: 17·8 = 136 ≥ 132 → 8; 2048/8 = 256 ≥ 128.
-  EXPECT_EQ(choose_num_splits(132, 17, 2048, 64), 8);
+TEST(SplitHeuristic, LargestPowerOfTwoWithinOneWave) {
+  // 2 CTAs (T = 1, H = 128): 2·64 = 128 ≤ 132, but at most 32 splits.
+  EXPECT_EQ(choose_num_splits(132, 2, 2048, 32), 32);
+  EXPECT_EQ(choose_num_splits(132, 2, 1024, 32), 32);
+  // 16 CTAs (T = 8): 16·8 = 128 ≤ 132 < 16·16.
+  EXPECT_EQ(choose_num_splits(132, 16, 2048, 64), 8);
+  EXPECT_EQ(choose_num_splits(132, 16, 512, 64), 8);
+  // 40 CTAs: 40·2 = 80 ≤ 132 < 40·4.
+  EXPECT_EQ(choose_num_splits(132, 40, 2048, 64), 2);
+  // 64 CTAs (T = 32): 2.
+  EXPECT_EQ(choose_num_splits(132, 64, 2048, 64), 2);
+  // Never a second wave.
+  for (std::int64_t grid = 1; grid <= 66; ++grid) EXPECT_LE(grid * choose_num_splits(132, grid, 1 << 20, 16), 132) << grid;
 }
 
-TEST(SplitHeuristic, EverySplitKeepsTwoKeyTiles) {
-  // 2 CTAs want 64 splits, but 512 slots / 64 = 8 < 2·64: lowered to 512/128 = 4.
-  EXPECT_EQ(choose_num_splits(132, 2, 512, 64), 4);
+TEST(SplitHeuristic, EverySplitKeepsOneKeyTile) {
+  // 2 CTAs want 32 splits, but 512 slots / 32 = 16 < 32: lowered to 512 / 32 = 16 splits.
+  EXPECT_EQ(choose_num_splits(132, 2, 512, 32), 16);
+  EXPECT_EQ(choose_num_splits(132, 2, 512, 64), 8);
   // Too few slots for even two splits.
-  EXPECT_EQ(choose_num_splits(132, 2, 200, 64), 1);
+  EXPECT_EQ(choose_num_splits(132, 2, 100, 64), 1);
+  EXPECT_EQ(choose_num_splits(132, 2, 128, 64), 2);
   for (int s : {1, 2, 4, 8, 16, 32, 64}) EXPECT_NE(std::find(std::begin(kSplitCandidates), std::end(kSplitCandidates), s), std::end(kSplitCandidates));
 }
 
