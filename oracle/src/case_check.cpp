@@ -163,7 +163,9 @@ CaseResult check_case(const CaseFile& inputs, const CaseFile* outputs, const nlo
     case Op::mqa_logits: r = detail::check_mqa_logits(inputs, outs, params); break;
     case Op::topk: r = detail::check_topk(inputs, outs, params); break;
   }
-  r.variant = "case";
+  // The kernel under test, as the case names it (parameter "kernel"), for the reports.
+  const auto kernel = params.find("kernel");
+  r.variant = kernel != params.end() && kernel->is_string() ? kernel->get<std::string>() : "case";
   if (const auto prof = params.find("profile"); prof != params.end() && prof->is_string()) r.profile = prof->get<std::string>();
   else if (const auto pr = params.find("precision"); pr != params.end() && pr->is_string()) r.profile = pr->get<std::string>();
   else r.profile = "default";
