@@ -12,6 +12,7 @@
 #include "dsa/error.hpp"
 #include "dsa/generators.hpp"
 #include "dsa/properties.hpp"
+#include "judging.hpp"
 
 namespace dsa::fuzz {
 
@@ -38,7 +39,7 @@ struct DecodeOps {
     (twin ? k.staged_twin_decode : k.decode)(c.params(), o.view(), ctx);
   }
   static CaseResult judge(const Case& c, const MlaOutputs& o, const JudgeOptions& opt) {
-    return judge_sparse_mla_decode(c.params(), o.judged(), opt);
+    return judge_attention(c, o, opt);
   }
 };
 
@@ -54,7 +55,7 @@ struct PrefillOps {
     (twin ? k.staged_twin_prefill : k.prefill)(c.params(), o.view(), ctx);
   }
   static CaseResult judge(const Case& c, const MlaOutputs& o, const JudgeOptions& opt) {
-    return judge_sparse_mla_prefill(c.params(), o.judged(), opt);
+    return judge_attention(c, o, opt);
   }
 };
 
