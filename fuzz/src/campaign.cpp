@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 #include <rapidcheck.h>
+#include <omp.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -145,7 +146,9 @@ CampaignResult run_campaign(const CampaignOptions& o) {
   const std::vector<KernelUnderTest> kernels = select_kernels(o);
   if (kernels.empty())
     throw InvalidArgument("kernel", fmt::format("no kernel matches op '{}' and kernel '{}'", o.op, o.kernel));
+  if (o.threads < 1) throw InvalidArgument("threads", fmt::format("must be ≥ 1 (got {})", o.threads));
   set_device(o.device);
+  omp_set_num_threads(o.threads);
 
   CampaignResult res;
   std::map<std::string, KernelTally> tallies;
@@ -159,12 +162,20 @@ CampaignResult run_campaign(const CampaignOptions& o) {
   const bool tty = o.progress && isatty(fileno(stderr));
   const auto t0 = Clock::now();
   const std::int64_t total_cases = o.budget.cases;
+  // Unit u runs kernel u mod K under a seed derived from u, whatever the shard count; a shard
+  // takes the units that hash to it (hashing, not u mod shards, so that every shard gets every
+  // kernel even when the shard count divides K).
+  auto mine = [&](std::int64_t u) {
+    return o.shard.total == 1 ||
+           static_cast<int>(splitmix(static_cast<std::uint64_t>(u) ^ 0x5AADull) % static_cast<std::uint64_t>(o.shard.total)) ==
+               o.shard.index;
+  };
   // This shard's share of a case budget, for the progress bar.
   std::int64_t my_total = 0;
   if (total_cases > 0) {
     const std::int64_t units = (total_cases + o.unit_cases - 1) / o.unit_cases;
-    for (std::int64_t u = o.shard.index; u < units; u += o.shard.total)
-      my_total += std::min(o.unit_cases, total_cases - u * o.unit_cases);
+    for (std::int64_t u = 0; u < units; ++u)
+      if (mine(u)) my_total += std::min(o.unit_cases, total_cases - u * o.unit_cases);
   }
 
   // The observer sees every evaluation: tallies (until the run's first failure; what follows is
@@ -247,6 +258,9 @@ CampaignResult run_campaign(const CampaignOptions& o) {
     } else if (result.is<rc::detail::GaveUpResult>()) {
       const auto* g = &result.get<rc::detail::GaveUpResult>();
       res.failures.push_back({to_string(k.op), k.name, "generation", "gave up: " + g->description, "", "", "", seed, 0});
+    } else if (result.is<rc::detail::Error>() && !o.reproduce.empty() &&
+               result.get<rc::detail::Error>().description.find("not a failure") != std::string::npos) {
+      fmt::print(stderr, "{}: the reproduced case passes now (the failure is fixed)\n", md.id);
     } else if (result.is<rc::detail::Error>()) {
       const auto* e = &result.get<rc::detail::Error>();
       res.failures.push_back({to_string(k.op), k.name, "generation", "error: " + e->description, "", "", "", seed, 0});
@@ -261,12 +275,14 @@ CampaignResult run_campaign(const CampaignOptions& o) {
       run_unit(0, 1);
     } else if (total_cases > 0) {
       const std::int64_t units = (total_cases + o.unit_cases - 1) / o.unit_cases;
-      for (std::int64_t u = o.shard.index; u < units; u += o.shard.total) {
+      for (std::int64_t u = 0; u < units; ++u) {
+        if (!mine(u)) continue;
         if (o.budget.seconds > 0 && since(t0) >= o.budget.seconds) break;
         run_unit(u, std::min(o.unit_cases, total_cases - u * o.unit_cases));
       }
     } else {
-      for (std::int64_t u = o.shard.index; since(t0) < o.budget.seconds; u += o.shard.total) run_unit(u, o.unit_cases);
+      for (std::int64_t u = 0; since(t0) < o.budget.seconds; ++u)
+        if (mine(u)) run_unit(u, o.unit_cases);
     }
   } catch (...) {
     set_rc_observer(nullptr);

@@ -57,6 +57,8 @@ class Commands : public FuzzCommands {
     fuzz_->add_option("--device", device_, "GPU device for GPU kernels (default: CTest resource group, else none)");
     fuzz_->add_option("--reproduce", reproduce_, "Replay one failure: the RC_PARAMS string a failure printed");
     fuzz_->add_flag("--no-progress", no_progress_, "No progress bar");
+    fuzz_->add_option("--threads", threads_, "OpenMP threads per kernel call (shard for parallelism)")
+        ->capture_default_str();
 
     self_ = app.add_subcommand("selftest", "Mutation self-test: every mutant of the catalog must be killed by a "
                                            "property within the budget");
@@ -65,6 +67,7 @@ class Commands : public FuzzCommands {
     self_->add_option("--mutant", mutant_, "Only mutants whose name contains this");
     self_->add_option("--report-dir", self_report_dir_, "Write selftest.md/.json/.junit.xml here");
     self_->add_flag("--no-progress", self_no_progress_, "No per-mutant lines on stderr");
+    self_->add_option("--threads", threads_, "OpenMP threads per kernel call")->capture_default_str();
   }
 
   int run() override {
@@ -85,6 +88,7 @@ class Commands : public FuzzCommands {
   std::string corpus_dir_ = default_corpus_dir();
   std::string report_dir_;
   int device_ = -2;
+  int threads_ = 1;
   std::int64_t self_budget_ = 1000;
   std::string self_seeds_ = "ci", mutant_, self_report_dir_;
   bool self_no_progress_ = false;
@@ -109,6 +113,7 @@ class Commands : public FuzzCommands {
     o.device = device_ >= -1 ? device_ : device_from_environment();
     o.progress = !no_progress_;
     o.reproduce = reproduce_;
+    o.threads = threads_;
     o.command = fmt::format("dsa-oracle fuzz --budget {} --seeds {}{}{}{}", budget_, fmt::join(o.seeds, ","),
                             op_.empty() ? "" : " --op " + op_, kernel_.empty() ? "" : " --kernel " + kernel_,
                             mutants_ ? " --mutants" : "");
@@ -134,6 +139,7 @@ class Commands : public FuzzCommands {
     o.mutant = mutant_;
     o.report_dir = self_report_dir_;
     o.progress = !self_no_progress_;
+    o.threads = threads_;
     o.command = fmt::format("dsa-oracle selftest --budget {} --seeds {}", self_budget_, fmt::join(o.seeds, ","));
     fmt::print("dsa-oracle selftest — each mutant must be killed within {} cases (seeds {})\n", o.max_cases,
                fmt::join(o.seeds, ","));

@@ -2,6 +2,7 @@
 // the fixed CI seeds until one property kills it; the table says which, and after how many cases.
 #include <fmt/format.h>
 #include <rapidcheck.h>
+#include <omp.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -36,6 +37,7 @@ std::vector<MutantOutcome> run_selftest(const SelftestOptions& o) {
     if (o.mutant.empty() || m.name.find(o.mutant) != std::string::npos) mutants.push_back(std::move(m));
   if (mutants.empty()) throw InvalidArgument("mutant", fmt::format("no mutant matches '{}'", o.mutant));
   if (o.seeds.empty()) throw InvalidArgument("seeds", "need at least one seed");
+  omp_set_num_threads(std::max(o.threads, 1));
 
   // The first failing evaluation of a run is the kill (shrinking is off: the kill is the point).
   struct {
@@ -89,7 +91,8 @@ std::vector<MutantOutcome> run_selftest(const SelftestOptions& o) {
     r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     if (o.progress)
       fmt::print(stderr, "{:<8} {:<48} {}\n", r.killed ? "killed" : "SURVIVED", r.op + "/" + r.mutant,
-                 r.killed ? fmt::format("by {} after {} cases ({:.1f} s)", r.property, r.cases, r.seconds)
+                 r.killed ? fmt::format("by {} after {} cases ({:.1f} s): {}", r.property, r.cases, r.seconds,
+                                        r.message.substr(0, 200))
                           : fmt::format("{} cases ({:.1f} s)", r.cases, r.seconds));
     out.push_back(std::move(r));
   }

@@ -49,6 +49,9 @@ struct CampaignOptions {
   Shard shard;
   int device = -1;
   bool progress = true;                    // progress bar on stderr
+  // OpenMP threads per kernel call. Fuzz cases are small, so a team costs more than it saves
+  // (and spins on a loaded machine): one thread per process, shards for parallelism.
+  int threads = 1;
   std::string reproduce;                   // an RC_PARAMS "reproduce=…" string: replay that failure
 };
 
@@ -92,6 +95,7 @@ struct SelftestOptions {
   std::string report_dir;
   std::string command;
   bool progress = true;
+  int threads = 1;  // as CampaignOptions::threads
 };
 
 struct MutantOutcome {
