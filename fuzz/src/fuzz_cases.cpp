@@ -309,37 +309,6 @@ TokenRef resolve(const MlaSelectionCase& s, IndexMode mode, std::int64_t r, std:
   return {blk, static_cast<std::int32_t>(idx % P)};
 }
 
-void poison_mla_token(MlaCacheBuffer& c, std::int64_t block, std::int32_t t) {
-  const auto& g = c.geo;
-  std::uint8_t* page = c.values.data() + block * g.block_stride_bytes;
-  const std::uint8_t nan8 = fp8_nan_code(g.fp8);
-  constexpr std::uint16_t nan16 = 0x7FC0;
-  switch (g.layout) {
-    case MlaLayout::V32:
-      for (int d = 0; d < layout::V32::nope_dims; ++d) page[layout::V32::dim_offset(t, d)] = nan8;
-      for (int k = 0; k < layout::V32::num_scales; ++k)
-        store_f32(page + layout::V32::scale_offset(t, k), std::numeric_limits<float>::quiet_NaN());
-      for (int d = layout::V32::nope_dims; d < layout::V32::dim_qk; ++d)
-        store_u16(page + layout::V32::dim_offset(t, d), nan16);
-      break;
-    case MlaLayout::MODEL1:
-    case MlaLayout::MODEL1_SPLIT:
-      for (int d = 0; d < layout::Model1::nope_dims; ++d) page[layout::Model1::dim_offset(t, d)] = nan8;
-      for (int d = layout::Model1::nope_dims; d < layout::Model1::dim_qk; ++d)
-        store_u16(page + layout::Model1::dim_offset(t, d), nan16);
-      for (int k = 0; k < layout::Model1::num_scales; ++k) {
-        if (g.layout == MlaLayout::MODEL1)
-          page[layout::Model1::scale_offset(g.page_tokens, t, k)] = 0xFF;
-        else
-          c.scales[sz(block * g.scale_block_stride_bytes + layout::Model1Split::scale_offset(t, k))] = 0xFF;
-      }
-      break;
-    case MlaLayout::BF16:
-      for (int d = 0; d < g.bf16_dim_qk; ++d) store_u16(page + layout::Bf16::dim_offset(t, d, g.bf16_dim_qk), nan16);
-      break;
-  }
-}
-
 SparseMlaDecodeParams DecodeCase::params() const {
   SparseMlaDecodeParams p;
   p.q = q;

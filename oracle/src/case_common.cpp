@@ -372,36 +372,6 @@ void fill_mla_cache(MlaCacheBuffer& c, Rng& rng, ScalePolicy policy) {
   quantize_kv(rows, n, D, slots, c.span(), qp);
 }
 
-void poison_mla_token(MlaCacheBuffer& c, std::int64_t block, std::int32_t t) {
-  const auto& g = c.geo;
-  std::uint8_t* page = c.values.data() + block * g.block_stride_bytes;
-  const std::uint8_t nan8 = fp8_nan_code(g.fp8);
-  constexpr std::uint16_t kNan16 = 0x7FC0;
-  switch (g.layout) {
-    case MlaLayout::V32:
-      for (int d = 0; d < layout::V32::nope_dims; ++d) page[layout::V32::dim_offset(t, d)] = nan8;
-      for (int k = 0; k < layout::V32::num_scales; ++k)
-        store_f32(page + layout::V32::scale_offset(t, k), std::numeric_limits<float>::quiet_NaN());
-      for (int d = layout::V32::nope_dims; d < layout::V32::dim_qk; ++d) store_u16(page + layout::V32::dim_offset(t, d), kNan16);
-      break;
-    case MlaLayout::MODEL1:
-    case MlaLayout::MODEL1_SPLIT:
-      for (int d = 0; d < layout::Model1::nope_dims; ++d) page[layout::Model1::dim_offset(t, d)] = nan8;
-      for (int d = layout::Model1::nope_dims; d < layout::Model1::dim_qk; ++d)
-        store_u16(page + layout::Model1::dim_offset(t, d), kNan16);
-      for (int k = 0; k < layout::Model1::num_scales; ++k) {
-        if (g.layout == MlaLayout::MODEL1)
-          page[layout::Model1::scale_offset(g.page_tokens, t, k)] = 0xFF;  // ue8m0 NaN
-        else
-          c.scales[static_cast<std::size_t>(block * g.scale_block_stride_bytes + layout::Model1Split::scale_offset(t, k))] = 0xFF;
-      }
-      break;
-    case MlaLayout::BF16:
-      for (int d = 0; d < g.bf16_dim_qk; ++d) store_u16(page + layout::Bf16::dim_offset(t, d, g.bf16_dim_qk), kNan16);
-      break;
-  }
-}
-
 std::vector<std::int32_t> nasty_indices(std::int64_t range) {
   std::vector<std::int32_t> v = {-1, INT_MIN, INT_MIN + 1, -123456, INT_MAX, -2};
   if (range < INT_MAX) v.push_back(static_cast<std::int32_t>(range));

@@ -89,7 +89,7 @@ std::vector<std::uint16_t> random_bf16(Rng& rng, std::int64_t n, float amp);
 // Writes every token of `c` from random rows whose amplitude varies per token (so scales differ).
 void fill_mla_cache(MlaCacheBuffer& c, Rng& rng, ScalePolicy policy);
 // Token (block, t) becomes NaN in every byte a reader of it uses (fp8 NaN codes, NaN scales, bf16 NaN).
-void poison_mla_token(MlaCacheBuffer& c, std::int64_t block, std::int32_t t);
+using dsa::poison_mla_token;
 
 // Index values that are invalid whatever the cache (SPEC §3), mixed into every selection.
 std::vector<std::int32_t> nasty_indices(std::int64_t range);

@@ -1,6 +1,6 @@
 // Test helpers for the sparse MLA suites: owning decode cases, seeded random fills, poisoning of
 // unreferenced cache rows, sentinel-filled outputs, a RapidCheck generator of case specs and the
-// comparison of fast against gold under the interim bound.
+// comparison of fast against gold under the interim bound. Poisoning is dsa::poison_mla_token.
 #pragma once
 
 #include <fmt/format.h>
@@ -66,40 +66,6 @@ inline void fill_random(MlaCacheBuffer& c, std::uint64_t seed, ScalePolicy polic
   MlaQuantParams qp;
   qp.policy = c.geo.layout == MlaLayout::V32 ? policy : ScalePolicy::pow2_ceil;
   quantize_kv(rows, n, D, slots, c.span(), qp);
-}
-
-// Token (block, t) becomes NaN in every byte a reader of it would use: fp8 NaN codes, NaN scales,
-// bf16 NaN in the RoPE part (and everywhere in a BF16 cache).
-inline void poison_token(MlaCacheBuffer& c, std::int64_t block, std::int32_t t) {
-  const auto& g = c.geo;
-  std::uint8_t* page = c.values.data() + block * g.block_stride_bytes;
-  const std::uint8_t nan8 = fp8_nan_code(g.fp8);
-  const std::uint16_t nan16 = 0x7FC0;
-  switch (g.layout) {
-    case MlaLayout::V32:
-      for (int d = 0; d < layout::V32::nope_dims; ++d) page[layout::V32::dim_offset(t, d)] = nan8;
-      for (int k = 0; k < layout::V32::num_scales; ++k)
-        store_f32(page + layout::V32::scale_offset(t, k), std::numeric_limits<float>::quiet_NaN());
-      for (int d = layout::V32::nope_dims; d < layout::V32::dim_qk; ++d)
-        store_u16(page + layout::V32::dim_offset(t, d), nan16);
-      break;
-    case MlaLayout::MODEL1:
-    case MlaLayout::MODEL1_SPLIT:
-      for (int d = 0; d < layout::Model1::nope_dims; ++d) page[layout::Model1::dim_offset(t, d)] = nan8;
-      for (int d = layout::Model1::nope_dims; d < layout::Model1::dim_qk; ++d)
-        store_u16(page + layout::Model1::dim_offset(t, d), nan16);
-      for (int k = 0; k < layout::Model1::num_scales; ++k) {
-        if (g.layout == MlaLayout::MODEL1)
-          page[layout::Model1::scale_offset(g.page_tokens, t, k)] = 0xFF;
-        else
-          c.scales[static_cast<std::size_t>(block * g.scale_block_stride_bytes +
-                                            layout::Model1Split::scale_offset(t, k))] = 0xFF;
-      }
-      break;
-    case MlaLayout::BF16:
-      for (int d = 0; d < g.bf16_dim_qk; ++d) store_u16(page + layout::Bf16::dim_offset(t, d, g.bf16_dim_qk), nan16);
-      break;
-  }
 }
 
 // A decode problem that owns its tensors. params() views them.
@@ -184,7 +150,7 @@ inline std::int64_t poison_unreferenced(DecodeCase& c) {
     for (std::int64_t b = 0; b < cache.geo.num_blocks; ++b)
       for (std::int32_t t = 0; t < cache.geo.page_tokens; ++t)
         if (!used.count({b, t})) {
-          poison_token(cache, b, t);
+          poison_mla_token(cache, b, t);
           ++n;
         }
   };

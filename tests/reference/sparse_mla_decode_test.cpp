@@ -429,7 +429,7 @@ TEST(SparseMlaDecode, EveryUnreferencedRowPoisonedAndEveryIndexInvalid) {
       c.mode = mode;
       c.cache = MlaCacheBuffer(MlaCacheGeometry::packed(layout, Fp8Format::e4m3fn, 3, 16));
       for (std::int64_t b = 0; b < 3; ++b)
-        for (std::int32_t t = 0; t < 16; ++t) test::poison_token(c.cache, b, t);
+        for (std::int32_t t = 0; t < 16; ++t) poison_mla_token(c.cache, b, t);
       auto nasty = test::nasty_invalid_indices(mode == IndexMode::physical ? 48 : 4 * 16);
       nasty.push_back(0);  // valid index, but beyond topk_length or through a bad block-table entry
       c.topk = static_cast<std::int32_t>(nasty.size());

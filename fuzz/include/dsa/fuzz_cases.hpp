@@ -165,7 +165,7 @@ struct MlaOutputs {
 };
 
 // Poisons token (block, t) of an MLA cache: NaN codes and scales in every byte a reader uses.
-void poison_mla_token(MlaCacheBuffer& c, std::int64_t block, std::int32_t t);
+using dsa::poison_mla_token;
 
 // SPEC §3 restated for the fuzzer (independently of the library's resolver): the token that slot
 // j of row r selects, or an invalid ref. Row r belongs to sequence r / rows_per_batch.

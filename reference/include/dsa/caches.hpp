@@ -85,6 +85,14 @@ void read_mla_token(const MlaCacheView& c, std::int64_t block, std::int64_t t,
 // The stored scales of token (block, t) as fp32 (V32: 4, MODEL1*: 7, BF16: none).
 int read_mla_scales(const MlaCacheView& c, std::int64_t block, std::int64_t t, float* out);
 
+// SPEC §10.4 poison: every byte a reader of token (block, t) uses becomes NaN — fp8 NaN codes, NaN
+// scales (fp32 NaN, ue8m0 0xFF), bf16 NaN (RoPE dims, BF16 rows) — so that any result depending on
+// a token no valid slot selects is visibly wrong. Unchecked bounds, like the readers.
+void poison_mla_token(const MlaCacheSpan& c, std::int64_t block, std::int32_t t);
+inline void poison_mla_token(MlaCacheBuffer& c, std::int64_t block, std::int32_t t) {
+  poison_mla_token(c.span(), block, t);
+}
+
 // ----------------------------------------------------------------------------------------------
 // Indexer K cache.
 struct IndexKGeometry {
