@@ -1,6 +1,6 @@
-// Fuzz cases ↔ case files, and the corpus replay. Tensors carry the inputs exactly as the kernel
-// saw them (cache bytes included); the parameters JSON carries shapes, geometry, conventions and
-// what found the case, under the keys documented inline.
+// Fuzz cases ↔ case files (the op schemas of op_cases.hpp, so `dsa-oracle check` reads a corpus
+// file too), and the corpus replay. Tensors carry the inputs exactly as the kernel saw them (cache
+// bytes included); what found the case travels under parameter "fuzz".
 #include "dsa/corpus.hpp"
 
 #include <fmt/format.h>
@@ -12,6 +12,7 @@
 
 #include "dsa/error.hpp"
 #include "dsa/mutants.hpp"
+#include "dsa/op_cases.hpp"
 
 namespace dsa::fuzz {
 
@@ -19,185 +20,218 @@ namespace {
 
 using nlohmann::json;
 
-template <class E>
-struct EnumNames;
-#define DSA_ENUM_NAMES(E, ...)                                                        \
-  template <>                                                                        \
-  struct EnumNames<E> {                                                              \
-    static constexpr std::pair<E, const char*> values[] = {__VA_ARGS__};             \
-  };
-DSA_ENUM_NAMES(MlaLayout, {MlaLayout::V32, "V32"}, {MlaLayout::MODEL1, "MODEL1"},
-               {MlaLayout::MODEL1_SPLIT, "MODEL1_SPLIT"}, {MlaLayout::BF16, "BF16"})
-DSA_ENUM_NAMES(Fp8Format, {Fp8Format::e4m3fn, "e4m3fn"}, {Fp8Format::e4m3fnuz, "e4m3fnuz"})
-DSA_ENUM_NAMES(IndexMode, {IndexMode::physical, "physical"}, {IndexMode::logical, "logical"})
-DSA_ENUM_NAMES(ScaleAs, {ScaleAs::fp32, "fp32"}, {ScaleAs::bf16, "bf16"}, {ScaleAs::e8m0_floor, "e8m0_floor"})
-DSA_ENUM_NAMES(ProductAs, {ProductAs::fp32, "fp32"}, {ProductAs::bf16, "bf16"})
-DSA_ENUM_NAMES(OperandAs, {OperandAs::bf16, "bf16"}, {OperandAs::fp32, "fp32"})
-DSA_ENUM_NAMES(LseEmpty, {LseEmpty::pos_inf, "+inf"}, {LseEmpty::neg_inf, "-inf"})
-DSA_ENUM_NAMES(LseBase, {LseBase::e, "e"}, {LseBase::two, "2"})
-DSA_ENUM_NAMES(IndexKLayout, {IndexKLayout::standard, "standard"}, {IndexKLayout::preshuffle, "preshuffle"})
-DSA_ENUM_NAMES(ContextLens, {ContextLens::per_sequence, "per_sequence"}, {ContextLens::per_row, "per_row"})
-DSA_ENUM_NAMES(KScaleAt, {KScaleAt::after_head_sum, "after_head_sum"}, {KScaleAt::per_head, "per_head"},
-               {KScaleAt::on_k_bf16, "on_k_bf16"})
-#undef DSA_ENUM_NAMES
-
-template <class E>
-std::string name_of(E e) {
-  for (const auto& [v, n] : EnumNames<E>::values)
-    if (v == e) return n;
-  return "?";
+// The fuzz cases are the op_cases.hpp cases plus what the fuzzer adds (split count, logits row
+// stride, profile, seed); the file is the op's case file (`dsa-oracle check` reads it) with the
+// additions under parameter "fuzz".
+SparseMlaDecodeCase to_op_case(const DecodeCase& c) {
+  SparseMlaDecodeCase o;
+  o.B = c.B;
+  o.S_q = c.S_q;
+  o.H = c.H;
+  o.mode = c.mode;
+  o.cache = c.primary.cache;
+  o.block_table = c.primary.block_table;
+  o.max_blocks = c.primary.max_blocks;
+  o.indices = c.primary.indices;
+  o.topk = c.primary.topk;
+  o.topk_length = c.primary.lengths;
+  if (c.extra) {
+    o.extra_cache = c.extra->cache;
+    o.extra_block_table = c.extra->block_table;
+    o.extra_max_blocks = c.extra->max_blocks;
+    o.extra_indices = c.extra->indices;
+    o.extra_topk = c.extra->topk;
+    o.extra_topk_length = c.extra->lengths;
+  }
+  o.q = c.q;
+  o.sink = c.sink;
+  o.sm_scale = c.sm_scale;
+  o.reader = c.reader;
+  o.conventions = c.conventions;
+  return o;
 }
 
-template <class E>
-E enum_of(const json& j, const std::string& key, const std::string& source) {
-  const std::string s = j.at(key).get<std::string>();
-  for (const auto& [v, n] : EnumNames<E>::values)
-    if (s == n) return v;
-  throw CaseFileError(source, "", fmt::format("parameter '{}' has unknown value '{}'", key, s));
+DecodeCase from_op_case(SparseMlaDecodeCase&& o) {
+  DecodeCase c;
+  c.B = o.B;
+  c.S_q = o.S_q;
+  c.H = o.H;
+  c.mode = o.mode;
+  c.primary.cache = std::move(o.cache);
+  c.primary.block_table = std::move(o.block_table);
+  c.primary.max_blocks = o.mode == IndexMode::logical ? o.max_blocks : 0;
+  c.primary.indices = std::move(o.indices);
+  c.primary.topk = o.topk;
+  c.primary.lengths = std::move(o.topk_length);
+  if (o.extra_cache && o.extra_topk > 0) {
+    c.extra.emplace();
+    c.extra->cache = std::move(*o.extra_cache);
+    c.extra->block_table = std::move(o.extra_block_table);
+    c.extra->max_blocks = o.mode == IndexMode::logical ? o.extra_max_blocks : 0;
+    c.extra->indices = std::move(o.extra_indices);
+    c.extra->topk = o.extra_topk;
+    c.extra->lengths = std::move(o.extra_topk_length);
+  }
+  c.q = std::move(o.q);
+  c.sink = std::move(o.sink);
+  c.sm_scale = o.sm_scale;
+  c.reader = o.reader;
+  c.conventions = o.conventions;
+  return c;
 }
 
-template <class T>
-void put(CaseFile& f, const std::string& name, const std::vector<T>& v, DType dtype = dtype_of<T>) {
-  f.add<T>(name, {static_cast<std::int64_t>(v.size())}, std::span<const T>(v), dtype);
+SparseMlaPrefillCase to_op_case(const PrefillCase& c) {
+  SparseMlaPrefillCase o;
+  o.S_q = c.S_q;
+  o.H = c.H;
+  o.kv = c.kv.cache;
+  o.indices = c.kv.indices;
+  o.topk = c.kv.topk;
+  o.topk_length = c.kv.lengths;
+  o.q = c.q;
+  o.sink = c.sink;
+  o.sm_scale = c.sm_scale;
+  o.reader = c.reader;
+  o.conventions = c.conventions;
+  return o;
 }
 
-template <class T>
-std::vector<T> get(const CaseFile& f, const std::string& name, DType dtype = dtype_of<T>) {
-  if (!f.find(name)) return {};
-  return f.get<T>(name, dtype);
+PrefillCase from_op_case(SparseMlaPrefillCase&& o) {
+  PrefillCase c;
+  c.S_q = o.S_q;
+  c.H = o.H;
+  c.kv.cache = std::move(o.kv);
+  c.kv.indices = std::move(o.indices);
+  c.kv.topk = o.topk;
+  c.kv.lengths = std::move(o.topk_length);
+  c.q = std::move(o.q);
+  c.sink = std::move(o.sink);
+  c.sm_scale = o.sm_scale;
+  c.reader = o.reader;
+  c.conventions = o.conventions;
+  return c;
 }
 
-json reader_json(const ReaderModel& m) {
-  return {{"scale", name_of(m.scale)}, {"product", name_of(m.product)}, {"operand", name_of(m.operand)}};
-}
-ReaderModel reader_from(const json& j, const std::string& src) {
-  return {enum_of<ScaleAs>(j, "scale", src), enum_of<ProductAs>(j, "product", src),
-          enum_of<OperandAs>(j, "operand", src)};
-}
-json conv_json(const MlaConventions& c) {
-  return {{"lse_empty", name_of(c.lse_empty)}, {"sink_in_lse", c.sink_in_lse}, {"lse_base", name_of(c.lse_base)}};
-}
-MlaConventions conv_from(const json& j, const std::string& src) {
-  return {enum_of<LseEmpty>(j, "lse_empty", src), j.at("sink_in_lse").get<bool>(), enum_of<LseBase>(j, "lse_base", src)};
-}
-
-json mla_geo_json(const MlaCacheGeometry& g) {
-  return {{"layout", name_of(g.layout)}, {"fp8", name_of(g.fp8)}, {"num_blocks", g.num_blocks},
-          {"page_tokens", g.page_tokens}, {"block_stride_bytes", g.block_stride_bytes},
-          {"scale_block_stride_bytes", g.scale_block_stride_bytes}, {"bf16_dim_qk", g.bf16_dim_qk}};
-}
-MlaCacheGeometry mla_geo_from(const json& j, const std::string& src) {
-  MlaCacheGeometry g;
-  g.layout = enum_of<MlaLayout>(j, "layout", src);
-  g.fp8 = enum_of<Fp8Format>(j, "fp8", src);
-  g.num_blocks = j.at("num_blocks").get<std::int64_t>();
-  g.page_tokens = j.at("page_tokens").get<std::int32_t>();
-  g.block_stride_bytes = j.at("block_stride_bytes").get<std::int64_t>();
-  g.scale_block_stride_bytes = j.at("scale_block_stride_bytes").get<std::int64_t>();
-  g.bf16_dim_qk = j.at("bf16_dim_qk").get<int>();
-  return g;
+PagedMqaLogitsCase to_op_case(const PagedLogitsCase& c) {
+  PagedMqaLogitsCase o;
+  o.batch = c.B;
+  o.next_n = c.N;
+  o.num_heads = c.H;
+  o.head_dim = c.D;
+  o.q = c.q;
+  o.q_fp8 = c.q_fp8;
+  o.weights = c.weights;
+  o.context_lens_kind = c.kind;
+  o.context_lens = c.context_lens;
+  o.block_table = c.block_table;
+  o.max_blocks = c.max_blocks;
+  o.cache = c.cache;
+  o.k_scale_at = c.k_scale_at;
+  o.max_ctx = c.max_ctx;
+  return o;
 }
 
-// One MLA selection under tensor prefix `pre` ("", "extra_", "kv_").
-json put_selection(CaseFile& f, const std::string& pre, const MlaSelectionCase& s) {
-  put(f, pre + "cache_values", s.cache.values);
-  if (!s.cache.scales.empty()) put(f, pre + "cache_scales", s.cache.scales);
-  put(f, pre + "block_table", s.block_table);
-  put(f, pre + "indices", s.indices);
-  if (!s.lengths.empty()) put(f, pre + "topk_length", s.lengths);
-  return {{"cache", mla_geo_json(s.cache.geo)}, {"max_blocks", s.max_blocks}, {"topk", s.topk},
-          {"lengths", !s.lengths.empty()}};
+PagedLogitsCase from_op_case(PagedMqaLogitsCase&& o, std::int64_t row_stride) {
+  PagedLogitsCase c;
+  c.B = o.batch;
+  c.N = o.next_n;
+  c.H = o.num_heads;
+  c.D = o.head_dim;
+  c.q = std::move(o.q);
+  c.q_fp8 = o.q_fp8;
+  c.weights = std::move(o.weights);
+  c.kind = o.context_lens_kind;
+  c.context_lens = std::move(o.context_lens);
+  c.block_table = std::move(o.block_table);
+  c.max_blocks = o.max_blocks;
+  c.cache = std::move(o.cache);
+  c.k_scale_at = o.k_scale_at;
+  c.max_ctx = o.max_ctx;
+  c.row_stride = std::max(row_stride, o.max_ctx);
+  return c;
 }
 
-MlaSelectionCase get_selection(const CaseFile& f, const std::string& pre, const json& j) {
-  MlaSelectionCase s;
-  s.cache = MlaCacheBuffer(mla_geo_from(j.at("cache"), f.source));
-  auto values = get<std::uint8_t>(f, pre + "cache_values");
-  auto scales = get<std::uint8_t>(f, pre + "cache_scales");
-  if (values.size() != s.cache.values.size() || scales.size() != s.cache.scales.size())
-    throw CaseFileError(f.source, pre + "cache_values", "byte count does not match the cache geometry");
-  s.cache.values = std::move(values);
-  s.cache.scales = std::move(scales);
-  s.block_table = get<std::int32_t>(f, pre + "block_table");
-  s.max_blocks = j.at("max_blocks").get<std::int64_t>();
-  s.indices = get<std::int32_t>(f, pre + "indices");
-  s.topk = j.at("topk").get<std::int32_t>();
-  if (j.at("lengths").get<bool>()) s.lengths = get<std::int32_t>(f, pre + "topk_length");
-  return s;
+dsa::MqaLogitsCase to_op_case(const fuzz::MqaLogitsCase& c) {
+  dsa::MqaLogitsCase o;
+  o.seq_len = c.S;
+  o.seq_len_kv = c.S_kv;
+  o.num_heads = c.H;
+  o.head_dim = c.D;
+  o.q = c.q;
+  o.q_fp8 = c.fp8;
+  o.k = c.k;
+  o.k_fp8 = c.fp8;
+  o.k_scales = c.k_scales;
+  o.weights = c.weights;
+  o.ks = c.ks;
+  o.ke = c.ke;
+  o.k_scale_at = c.k_scale_at;
+  return o;
 }
 
-std::string op_from_params(const CaseFile& f) { return f.params().at("op").get<std::string>(); }
+fuzz::MqaLogitsCase from_op_case(dsa::MqaLogitsCase&& o, std::int64_t row_stride, const CaseFile& f) {
+  if (o.q_fp8 != o.k_fp8)
+    throw CaseFileError(f.source, "k", "the fuzzer's mqa_logits cases hold q and k in one fp8 format");
+  fuzz::MqaLogitsCase c;
+  c.S = o.seq_len;
+  c.S_kv = o.seq_len_kv;
+  c.H = o.num_heads;
+  c.D = o.head_dim;
+  c.q = std::move(o.q);
+  c.fp8 = o.q_fp8;
+  c.k = std::move(o.k);
+  c.k_scales = std::move(o.k_scales);
+  c.weights = std::move(o.weights);
+  c.ks = std::move(o.ks);
+  c.ke = std::move(o.ke);
+  c.k_scale_at = o.k_scale_at;
+  c.row_stride = std::max(row_stride, o.seq_len_kv);
+  return c;
+}
+
+dsa::TopkCase to_op_case(const fuzz::TopkCase& c) {
+  dsa::TopkCase o;
+  o.rows = c.rows;
+  o.width = c.row_stride;  // positions past the visible ranges are never read
+  o.k = c.k;
+  o.logits = c.logits;
+  o.ranges = c.ranges;
+  return o;
+}
+
+fuzz::TopkCase from_op_case(dsa::TopkCase&& o) {
+  fuzz::TopkCase c;
+  c.rows = o.rows;
+  c.row_stride = o.width;
+  c.k = o.k;
+  c.logits = std::move(o.logits);
+  c.ranges = std::move(o.ranges);
+  return c;
+}
 
 }  // namespace
 
 CaseFile to_case_file(const AnyCase& any, const CorpusMeta& meta) {
-  CaseFile f;
-  json p;
-  p["op"] = to_string(op_of(any));
-  p["fuzz"] = {{"kernel", meta.kernel}, {"property", meta.property}, {"failure", meta.failure},
-               {"reproduce", meta.reproduce}, {"rc_seed", meta.rc_seed}};
+  json fz = {{"kernel", meta.kernel}, {"property", meta.property}, {"failure", meta.failure},
+             {"reproduce", meta.reproduce}, {"rc_seed", meta.rc_seed}};
   std::visit(
       [&](const auto& c) {
+        fz["profile"] = c.profile;
+        fz["seed"] = c.seed;
         using C = std::decay_t<decltype(c)>;
-        p["profile"] = c.profile;
-        p["seed"] = c.seed;
-        if constexpr (std::is_same_v<C, DecodeCase>) {
-          p.update({{"B", c.B}, {"S_q", c.S_q}, {"H", c.H}, {"index_mode", name_of(c.mode)},
-                    {"sm_scale", c.sm_scale}, {"reader", reader_json(c.reader)},
-                    {"conventions", conv_json(c.conventions)}, {"num_splits", c.num_splits}});
-          p["primary"] = put_selection(f, "", c.primary);
-          if (c.extra) p["extra"] = put_selection(f, "extra_", *c.extra);
-          put(f, "q", c.q, DType::BF16);
-          if (!c.sink.empty()) put(f, "attn_sink", c.sink);
-        } else if constexpr (std::is_same_v<C, PrefillCase>) {
-          p.update({{"S_q", c.S_q}, {"H", c.H}, {"sm_scale", c.sm_scale}, {"reader", reader_json(c.reader)},
-                    {"conventions", conv_json(c.conventions)}, {"num_splits", c.num_splits}});
-          p["kv"] = put_selection(f, "kv_", c.kv);
-          put(f, "q", c.q, DType::BF16);
-          if (!c.sink.empty()) put(f, "attn_sink", c.sink);
-        } else if constexpr (std::is_same_v<C, PagedLogitsCase>) {
-          const auto& g = c.cache.geo;
-          p.update({{"B", c.B}, {"N", c.N}, {"H", c.H}, {"D", c.D}, {"q_fp8", name_of(c.q_fp8)},
-                    {"context_lens_kind", name_of(c.kind)}, {"max_blocks", c.max_blocks},
-                    {"k_scale_at", name_of(c.k_scale_at)}, {"max_ctx", c.max_ctx}, {"row_stride", c.row_stride},
-                    {"cache",
-                     {{"layout", name_of(g.layout)}, {"fp8", name_of(g.fp8)}, {"num_blocks", g.num_blocks},
-                      {"page_tokens", g.page_tokens}, {"head_dim", g.head_dim},
-                      {"block_stride_bytes", g.block_stride_bytes}}}});
-          put(f, "q", c.q);
-          put(f, "weights", c.weights);
-          put(f, "context_lens", c.context_lens);
-          put(f, "block_table", c.block_table);
-          put(f, "cache", c.cache.bytes);
-        } else if constexpr (std::is_same_v<C, MqaLogitsCase>) {
-          p.update({{"S", c.S}, {"S_kv", c.S_kv}, {"H", c.H}, {"D", c.D}, {"fp8", name_of(c.fp8)},
-                    {"k_scale_at", name_of(c.k_scale_at)}, {"row_stride", c.row_stride}});
-          put(f, "q", c.q);
-          put(f, "k", c.k);
-          put(f, "k_scales", c.k_scales);
-          put(f, "weights", c.weights);
-          put(f, "ks", c.ks);
-          put(f, "ke", c.ke);
-        } else {
-          p.update({{"rows", c.rows}, {"row_stride", c.row_stride}, {"k", c.k}});
-          put(f, "logits", c.logits);
-          std::vector<std::int64_t> ranges;
-          for (const auto& v : c.ranges) {
-            ranges.push_back(v.begin);
-            ranges.push_back(v.end);
-          }
-          put(f, "ranges", ranges);
-        }
+        if constexpr (std::is_same_v<C, DecodeCase> || std::is_same_v<C, PrefillCase>) fz["num_splits"] = c.num_splits;
+        if constexpr (std::is_same_v<C, PagedLogitsCase> || std::is_same_v<C, fuzz::MqaLogitsCase>)
+          fz["row_stride"] = c.row_stride;
       },
       any);
-  f.set_params(p);
-  return f;
+  const json judging = {{"fuzz", fz}};
+  return std::visit([&](const auto& c) { return dsa::to_case_file(to_op_case(c), judging); }, any);
 }
 
 CorpusMeta corpus_meta(const CaseFile& f) {
   const json p = f.params();
   CorpusMeta m;
-  if (!p.contains("fuzz")) return m;
+  if (!p.contains("fuzz") || !p.at("fuzz").is_object()) return m;
   const json& z = p.at("fuzz");
   m.kernel = z.value("kernel", "");
   m.property = z.value("property", "");
@@ -208,114 +242,45 @@ CorpusMeta corpus_meta(const CaseFile& f) {
 }
 
 AnyCase case_from_file(const CaseFile& f) {
+  const json p = f.params();
+  json fz = p.contains("fuzz") && p.at("fuzz").is_object() ? p.at("fuzz") : json::object();
+  std::string profile;
+  std::uint64_t seed = 0;
+  int num_splits = 1;
+  std::int64_t row_stride = 0;
   try {
-    const json p = f.params();
-    const std::string op = op_from_params(f);
-    const std::string& src = f.source;
-    if (op == "sparse_mla_decode") {
-      DecodeCase c;
-      c.profile = p.value("profile", "project");
-      c.seed = p.value("seed", std::uint64_t{0});
-      c.B = p.at("B");
-      c.S_q = p.at("S_q");
-      c.H = p.at("H");
-      c.mode = enum_of<IndexMode>(p, "index_mode", src);
-      c.sm_scale = p.at("sm_scale");
-      c.reader = reader_from(p.at("reader"), src);
-      c.conventions = conv_from(p.at("conventions"), src);
-      c.num_splits = p.at("num_splits");
-      c.primary = get_selection(f, "", p.at("primary"));
-      if (p.contains("extra")) c.extra = get_selection(f, "extra_", p.at("extra"));
-      c.q = f.get<std::uint16_t>("q", DType::BF16);
-      c.sink = get<float>(f, "attn_sink");
-      return c;
-    }
-    if (op == "sparse_mla_prefill") {
-      PrefillCase c;
-      c.profile = p.value("profile", "project");
-      c.seed = p.value("seed", std::uint64_t{0});
-      c.S_q = p.at("S_q");
-      c.H = p.at("H");
-      c.sm_scale = p.at("sm_scale");
-      c.reader = reader_from(p.at("reader"), src);
-      c.conventions = conv_from(p.at("conventions"), src);
-      c.num_splits = p.at("num_splits");
-      c.kv = get_selection(f, "kv_", p.at("kv"));
-      c.q = f.get<std::uint16_t>("q", DType::BF16);
-      c.sink = get<float>(f, "attn_sink");
-      return c;
-    }
-    if (op == "paged_mqa_logits") {
-      PagedLogitsCase c;
-      c.profile = p.value("profile", "project");
-      c.seed = p.value("seed", std::uint64_t{0});
-      c.B = p.at("B");
-      c.N = p.at("N");
-      c.H = p.at("H");
-      c.D = p.at("D");
-      c.q_fp8 = enum_of<Fp8Format>(p, "q_fp8", src);
-      c.kind = enum_of<ContextLens>(p, "context_lens_kind", src);
-      c.max_blocks = p.at("max_blocks");
-      c.k_scale_at = enum_of<KScaleAt>(p, "k_scale_at", src);
-      c.max_ctx = p.at("max_ctx");
-      c.row_stride = p.at("row_stride");
-      const json& g = p.at("cache");
-      IndexKGeometry geo;
-      geo.layout = enum_of<IndexKLayout>(g, "layout", src);
-      geo.fp8 = enum_of<Fp8Format>(g, "fp8", src);
-      geo.num_blocks = g.at("num_blocks");
-      geo.page_tokens = g.at("page_tokens");
-      geo.head_dim = g.at("head_dim");
-      geo.block_stride_bytes = g.at("block_stride_bytes");
-      c.cache = IndexKCacheBuffer(geo);
-      auto bytes = f.get<std::uint8_t>("cache");
-      if (bytes.size() != c.cache.bytes.size())
-        throw CaseFileError(src, "cache", "byte count does not match the cache geometry");
-      c.cache.bytes = std::move(bytes);
-      c.q = f.get<std::uint8_t>("q");
-      c.weights = f.get<float>("weights");
-      c.context_lens = f.get<std::int32_t>("context_lens");
-      c.block_table = f.get<std::int32_t>("block_table");
-      return c;
-    }
-    if (op == "mqa_logits") {
-      MqaLogitsCase c;
-      c.profile = p.value("profile", "project");
-      c.seed = p.value("seed", std::uint64_t{0});
-      c.S = p.at("S");
-      c.S_kv = p.at("S_kv");
-      c.H = p.at("H");
-      c.D = p.at("D");
-      c.fp8 = enum_of<Fp8Format>(p, "fp8", src);
-      c.k_scale_at = enum_of<KScaleAt>(p, "k_scale_at", src);
-      c.row_stride = p.at("row_stride");
-      c.q = f.get<std::uint8_t>("q");
-      c.k = f.get<std::uint8_t>("k");
-      c.k_scales = f.get<float>("k_scales");
-      c.weights = f.get<float>("weights");
-      c.ks = f.get<std::int32_t>("ks");
-      c.ke = f.get<std::int32_t>("ke");
-      return c;
-    }
-    if (op == "topk") {
-      TopkCase c;
-      c.profile = p.value("profile", "project");
-      c.seed = p.value("seed", std::uint64_t{0});
-      c.rows = p.at("rows");
-      c.row_stride = p.at("row_stride");
-      c.k = p.at("k");
-      c.logits = f.get<float>("logits");
-      const auto r = f.get<std::int64_t>("ranges");
-      if (r.size() != static_cast<std::size_t>(2 * c.rows) ||
-          c.logits.size() != static_cast<std::size_t>(c.rows * c.row_stride))
-        throw CaseFileError(src, "ranges", "sizes do not match rows and row_stride");
-      for (std::size_t i = 0; i < r.size(); i += 2) c.ranges.push_back({r[i], r[i + 1]});
-      return c;
-    }
-    throw CaseFileError(src, "", fmt::format("parameter 'op' is '{}', not a fuzzed op", op));
+    profile = fz.value("profile", "project");
+    seed = fz.value("seed", std::uint64_t{0});
+    num_splits = fz.value("num_splits", 1);
+    row_stride = fz.value("row_stride", std::int64_t{0});
   } catch (const json::exception& e) {
-    throw CaseFileError(f.source, "", fmt::format("bad parameters: {}", e.what()));
+    throw CaseFileError(f.source, "", fmt::format("bad parameter 'fuzz': {}", e.what()));
   }
+  AnyCase out;
+  switch (case_op(f)) {
+    case Op::sparse_mla_decode: {
+      DecodeCase c = from_op_case(sparse_mla_decode_case_from_file(f));
+      c.num_splits = num_splits;
+      out = std::move(c);
+      break;
+    }
+    case Op::sparse_mla_prefill: {
+      PrefillCase c = from_op_case(sparse_mla_prefill_case_from_file(f));
+      c.num_splits = num_splits;
+      out = std::move(c);
+      break;
+    }
+    case Op::paged_mqa_logits: out = from_op_case(paged_mqa_logits_case_from_file(f), row_stride); break;
+    case Op::mqa_logits: out = from_op_case(mqa_logits_case_from_file(f), row_stride, f); break;
+    case Op::topk: out = from_op_case(topk_case_from_file(f)); break;
+  }
+  std::visit(
+      [&](auto& c) {
+        c.profile = profile;
+        c.seed = seed;
+      },
+      out);
+  return out;
 }
 
 std::string write_corpus_case(const std::string& dir, const AnyCase& c, const CorpusMeta& meta) {

@@ -67,12 +67,12 @@ TEST(CorpusFiles, AMalformedCaseNamesTheProblem) {
   const AnyCase c = build(gen_topk_spec(kernel_by_name("topk/reference"))(rc::Random(3), 100).value());
   CaseFile f = to_case_file(c, {});
   auto p = f.params();
-  p["rows"] = 1000;
+  p["k"] = 0;  // top-k of zero positions: not a case
   f.set_params(p);
   f.source = "bad.safetensors";
   try {
     case_from_file(f);
-    FAIL() << "a case whose sizes disagree with its parameters was accepted";
+    FAIL() << "a case with k = 0 was accepted";
   } catch (const CaseFileError& e) {
     EXPECT_NE(std::string(e.what()).find("bad.safetensors"), std::string::npos) << e.what();
   }
