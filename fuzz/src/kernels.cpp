@@ -15,6 +15,11 @@ namespace {
 
 int g_device = -1;
 
+std::vector<KernelProvider>& providers() {
+  static std::vector<KernelProvider> p;
+  return p;
+}
+
 const std::vector<ReaderModel> kAllReaders = {ReaderModel::staged_bf16(), ReaderModel::flashmla_sm90(),
                                               ReaderModel::flashmla_sm100(), ReaderModel::exact_fp32()};
 // The staged workspace is bf16: the staged path *is* the reader model with bf16 operands.
@@ -39,6 +44,10 @@ SparseMlaFastOptions fast_options(MlaFastAlgo algo, const RunContext& ctx) { ret
 }  // namespace
 
 void set_device(int device) { g_device = device; }
+
+void register_kernel_provider(KernelProvider provider) {
+  if (provider) providers().push_back(provider);
+}
 int current_device() { return g_device; }
 
 RunContext run_context(const KernelUnderTest& k, int num_splits) {
@@ -216,6 +225,19 @@ std::vector<KernelUnderTest> correct_kernels() {
                 std::span<const VisibleRange> ranges, std::int64_t k, std::span<std::int32_t> out,
                 const RunContext&) { topk_indices(logits, rows, row_stride, ranges, k, out); };
     ks.push_back(t);
+  }
+  // A provider may build on the project's kernels (kernel_by_name); it then sees them alone.
+  static thread_local bool in_provider = false;
+  if (!in_provider) {
+    in_provider = true;
+    try {
+      for (KernelProvider provider : providers())
+        for (auto& k : provider()) ks.push_back(std::move(k));
+    } catch (...) {
+      in_provider = false;
+      throw;
+    }
+    in_provider = false;
   }
   return ks;
 }

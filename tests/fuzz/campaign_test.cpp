@@ -119,3 +119,22 @@ TEST(Campaign, AFailureLeavesAShrunkCaseFileAndAReproduceString) {
   EXPECT_EQ(rep.failures[0].shrunk_case, f.shrunk_case);
   fs::remove_all(dir);
 }
+
+// A provider (how a GPU build plugs its kernels in) adds kernels that campaigns then fuzz.
+TEST(Campaign, RegisteredProvidersAddKernels) {
+  register_kernel_provider([] {
+    KernelUnderTest k = kernel_by_name("topk/reference");
+    k.name = "provided.topk";
+    return std::vector<KernelUnderTest>{k};
+  });
+  CampaignOptions o;
+  o.budget = {30, 0.0};
+  o.unit_cases = 10;
+  o.kernel = "provided.topk";
+  o.progress = false;
+  const CampaignResult r = run_campaign(o);
+  ASSERT_EQ(r.kernels.size(), 1u);
+  EXPECT_EQ(r.kernels[0].kernel, "provided.topk");
+  EXPECT_EQ(r.kernels[0].cases, 30);
+  EXPECT_TRUE(r.failures.empty());
+}

@@ -138,8 +138,15 @@ struct KernelUnderTest {
 };
 
 // The project's own correct kernels (CPU fast variants and the plain-loop GPU-style model kernel),
-// every op; `mutant_catalog()` (mutants.hpp) holds the broken ones.
+// every op, plus those of every registered provider; `mutant_catalog()` (mutants.hpp) holds the
+// broken ones.
 std::vector<KernelUnderTest> correct_kernels();
+
+// A GPU build (or a test) adds its kernels here, e.g. from a static initializer of a file linked
+// into the executable: the campaign, the self-test and the corpus replay then fuzz them too. The
+// provider runs on every correct_kernels() call; the callables read RunContext::device.
+using KernelProvider = std::vector<KernelUnderTest> (*)();
+void register_kernel_provider(KernelProvider provider);
 // One by name; throws InvalidArgument("kernel", ...) when unknown. Searches mutants too.
 KernelUnderTest kernel_by_name(const std::string& name);
 
