@@ -27,7 +27,7 @@ void launch_index_k_store_checks(const IndexKStoreParams& a, Stream stream) {
 
 void index_k_store_warmup() {
   cudaFuncAttributes attributes;
-  DSA_GPU_CHECK(cudaFuncGetAttributes(&attributes, detail::index_k_store_check_kernel));
+  DSA_GPU_CHECK(cudaFuncGetAttributes(&attributes, reinterpret_cast<const void*>(detail::index_k_store_check_kernel)));
   detail::warm_index_k_store_kernel<IndexKLayout::standard>();
   detail::warm_index_k_store_kernel<IndexKLayout::preshuffle>();
 }

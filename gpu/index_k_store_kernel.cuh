@@ -95,7 +95,7 @@ namespace dsa::gpu::detail {
 template <IndexKLayout L>
 void warm_index_k_store_kernel() {
   cudaFuncAttributes attributes;
-  DSA_GPU_CHECK(cudaFuncGetAttributes(&attributes, index_k_store_kernel<L>));
+  DSA_GPU_CHECK(cudaFuncGetAttributes(&attributes, reinterpret_cast<const void*>(index_k_store_kernel<L>)));
 }
 extern template void warm_index_k_store_kernel<IndexKLayout::standard>();
 extern template void warm_index_k_store_kernel<IndexKLayout::preshuffle>();

@@ -61,7 +61,7 @@ void mqa_logits(const MqaLogitsParams& p, Stream stream) {
 
 void mqa_logits_warmup() {
   cudaFuncAttributes attributes;
-  DSA_GPU_CHECK(cudaFuncGetAttributes(&attributes, detail::mqa_logits_check_kernel));
+  DSA_GPU_CHECK(cudaFuncGetAttributes(&attributes, reinterpret_cast<const void*>(detail::mqa_logits_check_kernel)));
   detail::warm_logits_kernels<detail::FlatKSource>();
 }
 

@@ -26,7 +26,9 @@
 #include "dsa/gpu/port.hpp"  // first: the vendor runtime
 
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
+#include <string>
 
 #include "dsa/gpu/mma_fp8.hpp"
 #include "dsa/layouts.hpp"
@@ -77,6 +79,7 @@ struct LogitsArgs {
 template <IndexKLayout L>
 struct PagedKSource {
   static constexpr IndexKLayout kLayout = L;
+  static constexpr bool kTokenMajor = L == IndexKLayout::standard;  // a token's 128 codes contiguous
   const std::uint8_t* cache = nullptr;
   std::int64_t block_stride = 0;
   std::int32_t page_tokens = 0;
@@ -110,6 +113,7 @@ struct PagedKSource {
 
 // K from a contiguous [S_kv][128] array plus [S_kv] scales; every group reads the same K.
 struct FlatKSource {
+  static constexpr bool kTokenMajor = true;
   const std::uint8_t* k = nullptr;
   const float* k_scales = nullptr;
   const std::int32_t* ks = nullptr;
@@ -478,25 +482,44 @@ __global__ void __launch_bounds__(kLogitsThreads, kLogitsMinCtasPerSm) mqa_logit
 
 }  // namespace dsa::gpu::detail
 
+#include "mqa_logits_wgmma.cuh"
+
 namespace dsa::gpu::detail {
+
+// The three bodies of the logits kernel: fp8 MMA emulated in fp32 (e4m3fnuz, HIP), mma.sync f16
+// (e4m3fn, sm_89+), wgmma fp8 (e4m3fn, sm_90a).
+enum class LogitsPath : int { emulated, sync_f16, wgmma };
+
+template <class Src, int H, LogitsPath kPath>
+struct LogitsKernel {
+  static constexpr auto kernel() {
+    if constexpr (kPath == LogitsPath::wgmma) return mqa_logits_wgmma_kernel<Src, H>;
+    else return mqa_logits_kernel<Src, H, kPath == LogitsPath::sync_f16>;
+  }
+  static constexpr int smem_bytes(int group_rows) {
+    if constexpr (kPath == LogitsPath::wgmma) return wg_smem_bytes(H, group_rows);
+    else return logits_smem_bytes(H, group_rows, kPath == LogitsPath::sync_f16 && kMmaF16Available);
+  }
+  static constexpr std::int64_t kTileTokens = kPath == LogitsPath::wgmma ? kWgTileTokens : kLogitsTileTokens;
+};
 
 // CTAs of one instance that fit on an SM for groups of `group_rows` rows, asked once per process
 // (the first call or warm-up), which also raises the kernel's dynamic shared-memory limit.
-template <class Src, int H, bool kHardwareMma>
+template <class Src, int H, LogitsPath kPath>
 int logits_kernel_occupancy(int group_rows) {
+  using K = LogitsKernel<Src, H, kPath>;
   struct Table {
     int ctas[kLogitsMaxGroupRows + 1];
   };
   static const Table table = [] {
-    constexpr bool kF16 = kHardwareMma && kMmaF16Available;
-    const auto kernel = mqa_logits_kernel<Src, H, kHardwareMma>;
-    DSA_GPU_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       logits_smem_bytes(H, kLogitsMaxGroupRows, kF16)));
+    const auto kernel = K::kernel();
+    DSA_GPU_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel), cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       K::smem_bytes(kLogitsMaxGroupRows)));
     Table t{};
     for (int rows = 1; rows <= kLogitsMaxGroupRows; ++rows) {
       int n = 0;
-      DSA_GPU_CHECK(
-          cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kLogitsThreads, logits_smem_bytes(H, rows, kF16)));
+      DSA_GPU_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, reinterpret_cast<const void*>(kernel), kLogitsThreads,
+                                                                    K::smem_bytes(rows)));
       t.ctas[rows] = n < 1 ? 1 : n;
     }
     return t;
@@ -506,15 +529,16 @@ int logits_kernel_occupancy(int group_rows) {
 
 // Launch shape: chunks of 1024 down to 128 positions (see below); a grid of at most the resident
 // CTAs, which loop over the units.
-template <class Src, int H, bool kHardwareMma>
+template <class Src, int H, LogitsPath kPath>
 void launch_logits_kernel(LogitsArgs a, const Src& src, std::int64_t groups, Stream stream) {
+  using K = LogitsKernel<Src, H, kPath>;
   if (groups == 0 || a.width == 0) return;
   int device = 0, sms = 0;
   DSA_GPU_CHECK(cudaGetDevice(&device));
   DSA_GPU_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
   const int rows = static_cast<int>(a.group_rows);
-  const std::int64_t resident = static_cast<std::int64_t>(sms) * logits_kernel_occupancy<Src, H, kHardwareMma>(rows);
-  constexpr std::int64_t kMinChunk = kLogitsWarps * kLogitsTileTokens;
+  const std::int64_t resident = static_cast<std::int64_t>(sms) * logits_kernel_occupancy<Src, H, kPath>(rows);
+  constexpr std::int64_t kMinChunk = kLogitsWarps * kLogitsTileTokens;  // a multiple of every path's tile
   auto chunks_of = [&](std::int64_t ch) { return (a.width + ch - 1) / ch; };
   // The resident CTAs take the units in rounds, which are units / (rounds·resident) full on
   // average. Take the largest chunk whose rounds are ≥ 90 % full, else the fullest: smaller chunks
@@ -535,33 +559,56 @@ void launch_logits_kernel(LogitsArgs a, const Src& src, std::int64_t groups, Str
   a.chunks = chunks_of(chunk);
   a.units = groups * a.chunks;
   const std::int64_t grid = a.units < resident ? a.units : resident;
-  mqa_logits_kernel<Src, H, kHardwareMma>
-      <<<static_cast<unsigned>(grid), kLogitsThreads, logits_smem_bytes(H, rows, kHardwareMma && kMmaF16Available),
-         stream>>>(a, src);
+  K::kernel()<<<static_cast<unsigned>(grid), kLogitsThreads, K::smem_bytes(rows), stream>>>(a, src);
   DSA_GPU_CHECK_LAUNCH();
 }
 
-// By head count and matrix-product path (hardware only when q and K are both e4m3fn).
+// The path for these formats: wgmma where it exists (DSA_INDEXER_MMA=sync picks mma.sync, for
+// comparison), mma.sync f16 for e4m3fn elsewhere, the emulation otherwise.
+inline LogitsPath choose_logits_path(Fp8Format q_fp8, Fp8Format k_fp8) {
+  if (q_fp8 != Fp8Format::e4m3fn || k_fp8 != Fp8Format::e4m3fn) return LogitsPath::emulated;
+  static const bool force_sync = [] {
+    const char* e = std::getenv("DSA_INDEXER_MMA");
+    return e != nullptr && std::string(e) == "sync";
+  }();
+  return kWgmmaAvailable && !force_sync ? LogitsPath::wgmma : LogitsPath::sync_f16;
+}
+
+template <class Src, int H>
+void dispatch_logits_path(const LogitsArgs& a, const Src& src, std::int64_t groups, Stream stream) {
+  switch (choose_logits_path(a.q_fp8, a.k_fp8)) {
+    case LogitsPath::wgmma: return launch_logits_kernel<Src, H, LogitsPath::wgmma>(a, src, groups, stream);
+    case LogitsPath::sync_f16: return launch_logits_kernel<Src, H, LogitsPath::sync_f16>(a, src, groups, stream);
+    case LogitsPath::emulated: return launch_logits_kernel<Src, H, LogitsPath::emulated>(a, src, groups, stream);
+  }
+}
+
+inline double logits_accumulator_unit_for(LogitsPath path) {
+  // fp8 wgmma adds the products with about 14 significant bits (the limitation DeepGEMM promotes
+  // around): measured on an H200 the worst error needs u ≈ 2^-20 (ratio 1.03 there); 2^-18 keeps
+  // a 4× margin. f16 mma.sync and the emulation accumulate in fp32.
+  return path == LogitsPath::wgmma ? 0x1p-18 : 0x1p-23;
+}
+
+// By head count and path.
 template <class Src>
 void dispatch_logits_kernel(const LogitsArgs& a, const Src& src, std::int64_t groups, std::int64_t heads,
                             Stream stream) {
-  const bool hw = a.q_fp8 == Fp8Format::e4m3fn && a.k_fp8 == Fp8Format::e4m3fn;
-  if (heads == 32) {
-    if (hw) launch_logits_kernel<Src, 32, true>(a, src, groups, stream);
-    else launch_logits_kernel<Src, 32, false>(a, src, groups, stream);
-  } else {
-    if (hw) launch_logits_kernel<Src, 64, true>(a, src, groups, stream);
-    else launch_logits_kernel<Src, 64, false>(a, src, groups, stream);
-  }
+  if (heads == 32) dispatch_logits_path<Src, 32>(a, src, groups, stream);
+  else dispatch_logits_path<Src, 64>(a, src, groups, stream);
 }
 
 // Loads every instance for this K source (SPEC §7 warm-up).
 template <class Src>
 void warm_logits_kernels() {
-  (void)logits_kernel_occupancy<Src, 32, true>(1);
-  (void)logits_kernel_occupancy<Src, 32, false>(1);
-  (void)logits_kernel_occupancy<Src, 64, true>(1);
-  (void)logits_kernel_occupancy<Src, 64, false>(1);
+  (void)logits_kernel_occupancy<Src, 32, LogitsPath::emulated>(1);
+  (void)logits_kernel_occupancy<Src, 64, LogitsPath::emulated>(1);
+  (void)logits_kernel_occupancy<Src, 32, LogitsPath::sync_f16>(1);
+  (void)logits_kernel_occupancy<Src, 64, LogitsPath::sync_f16>(1);
+  if constexpr (kWgmmaAvailable) {
+    (void)logits_kernel_occupancy<Src, 32, LogitsPath::wgmma>(1);
+    (void)logits_kernel_occupancy<Src, 64, LogitsPath::wgmma>(1);
+  }
 }
 
 }  // namespace dsa::gpu::detail

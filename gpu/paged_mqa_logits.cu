@@ -27,10 +27,13 @@ void launch_paged_logits_checks(const PagedMqaLogitsParams& a, Stream stream) {
 
 }  // namespace detail
 
+double logits_accumulator_unit(Fp8Format q_fp8, Fp8Format k_fp8) {
+  return detail::logits_accumulator_unit_for(detail::choose_logits_path(q_fp8, k_fp8));
+}
+
 void paged_mqa_logits_warmup() {
-  auto check = detail::paged_logits_check_kernel;
   cudaFuncAttributes attributes;
-  DSA_GPU_CHECK(cudaFuncGetAttributes(&attributes, check));
+  DSA_GPU_CHECK(cudaFuncGetAttributes(&attributes, reinterpret_cast<const void*>(detail::paged_logits_check_kernel)));
   detail::warm_logits_kernels<detail::PagedKSource<IndexKLayout::standard>>();
   detail::warm_logits_kernels<detail::PagedKSource<IndexKLayout::preshuffle>>();
 }

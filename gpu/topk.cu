@@ -127,7 +127,7 @@ void topk_indices(const TopkParams& p, Stream stream) {
 
 void topk_warmup() {
   cudaFuncAttributes attributes;
-  DSA_GPU_CHECK(cudaFuncGetAttributes(&attributes, detail::topk_kernel));
+  DSA_GPU_CHECK(cudaFuncGetAttributes(&attributes, reinterpret_cast<const void*>(detail::topk_kernel)));
 }
 
 }  // namespace dsa::gpu

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -147,7 +148,10 @@ TEST_F(MqaLogitsGpu, MatchesGoldWithinBudget) {
     const bool hw = c.q_fp8 == Fp8Format::e4m3fn && c.k_fp8 == Fp8Format::e4m3fn;
     dsa::JudgeOptions o;
     o.precision = dsa::kernel_precision("fp32p", dsa::Op::mqa_logits);
-    if (hw) o.precision.u_acc = dsa::gpu::kPagedMqaLogitsAccumulatorUnit;
+    if (hw) {
+      const char* e = std::getenv("DSA_GPU_LOGITS_U_ACC");  // see paged_mqa_logits_test.cu
+      o.precision.u_acc = e != nullptr ? std::strtod(e, nullptr) : dsa::gpu::logits_accumulator_unit(c.q_fp8, c.k_fp8);
+    }
     o.sentinel_f32 = dsa::kSentinelF32;
     const dsa::CaseResult r = dsa::judge_mqa_logits(reference_params(c), g.logits, c.row_stride, o);
     ++cases;

@@ -12,12 +12,11 @@
 // Asynchronous on `stream`, allocates nothing, capturable in a CUDA graph.
 //
 // Kernel limits (InvalidArgument otherwise): head_dim = 128, num_heads ∈ {32, 64}, next_n ∈ [1, 4],
-// k_scale_at = after_head_sum. fp8 formats: q and cache both e4m3fn run on the tensor cores
-// (codes converted exactly to f16 once per tile, mma.sync f16 with fp32 accumulation — sm_90 has
-// no fp8 mma.sync of its own); e4m3fnuz in either (the HIP targets) runs the same kernel with the
-// fp8 matrix product emulated in fp32.
-// Arithmetic: products of fp8 codes are exact; accumulation is fp32 (tensor cores: possibly
-// truncating, kPagedMqaLogitsAccumulatorUnit); relu and the weighted head sum are fp32 in a fixed
+// k_scale_at = after_head_sum. fp8 formats: q and cache both e4m3fn run on the tensor cores — fp8
+// wgmma on sm_90a, or (DSA_INDEXER_MMA=sync, other CUDA archs) codes converted exactly to f16 and
+// mma.sync f16 with fp32 accumulation (sm_90 has no fp8 mma.sync of its own); e4m3fnuz in either
+// (the HIP targets) runs the same kernel with the fp8 matrix product emulated in fp32.
+// Arithmetic: products of fp8 codes are exact; accumulation as logits_accumulator_unit says; relu and the weighted head sum are fp32 in a fixed
 // order that does not depend on the layout, page size or physical block numbers, so standard and
 // preshuffle caches holding the same data give bit-identical logits, and reruns are bit-identical.
 #pragma once
@@ -69,12 +68,15 @@ enum PagedMqaLogitsStatus : std::int32_t {
   kPagedLogitsBadBlockTable = 4,  // a block-table entry a visible position needs is outside [0, num_blocks)
 };
 
-// The accumulator unit roundoff this kernel is judged with (KernelPrecision::u_acc): the project's
-// default for tensor cores, 2·u_fp32 (fp32 accumulation that may truncate). The fp8 codes are
-// exact in f16 and their products exact in fp32, so nothing coarser is needed: on an H200 the
-// worst error / budget over the suites is ~1e-3 with this unit (tests/gpu/paged_mqa_logits_test.cu
-// prints it), and a kernel that drops a single head of 64 is rejected.
-inline constexpr double kPagedMqaLogitsAccumulatorUnit = 0x1p-23;
+// The accumulator unit roundoff (KernelPrecision::u_acc) the kernel that a call with these fp8
+// formats runs on this device is judged with (also mqa_logits'):
+//   - wgmma (sm_90a, both e4m3fn; the default there): 2^-18. Hopper's fp8 tensor cores add the
+//     products with about 14 significant bits; on an H200 the worst error over the suites needed
+//     u ≈ 2^-20, and 2^-18 keeps a 4× margin while a kernel that drops one head of 64 is still
+//     rejected (tests/gpu/paged_mqa_logits_test.cu prints both);
+//   - mma.sync f16 (DSA_INDEXER_MMA=sync) and the emulated fp8 product: 2^-23 = 2·u_fp32, the
+//     project's default — fp8 codes are exact in f16 and their products exact in fp32.
+double logits_accumulator_unit(Fp8Format q_fp8, Fp8Format k_fp8);
 
 void validate(const PagedMqaLogitsParams& p);
 
