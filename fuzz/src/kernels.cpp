@@ -203,6 +203,27 @@ std::vector<KernelUnderTest> correct_kernels() {
     deepgemm.k_scale_at = {KScaleAt::after_head_sum};
     ks.push_back(deepgemm);
 
+    // A DeepGEMM-style kernel that defines only the visible positions and says so (write
+    // contract `visible`): judged on what it promises, so it passes where the same behaviour
+    // under the `all` promise is the mutant logits_masked_unwritten.
+    auto visible_only = deepgemm;
+    visible_only.name = "fast.visible_only@deepgemm_paged";
+    visible_only.write_contract = WriteContract::visible;
+    visible_only.paged_logits = [](const PagedMqaLogitsParams& p, const RunContext&) {
+      validate(p);
+      std::vector<float> scratch(p.logits.begin(), p.logits.end());
+      PagedMqaLogitsParams p2 = p;
+      p2.logits = scratch;
+      fast::paged_mqa_logits(p2);
+      for (std::int64_t r = 0; r < p.rows(); ++r) {
+        const VisibleRange v = visible_range(p, r);
+        for (std::int64_t t = v.begin; t < v.end; ++t)
+          p.logits[static_cast<std::size_t>(r * p.logits_row_stride + t)] =
+              scratch[static_cast<std::size_t>(r * p.logits_row_stride + t)];
+      }
+    };
+    ks.push_back(visible_only);
+
     auto aiter = k;
     aiter.name = "fast@aiter_paged";
     aiter.profile = profile("aiter_paged");

@@ -20,6 +20,10 @@ RC_GTEST_PROP(PagedMqaLogitsFuzz, FastUnderDeepGemmProfile, ()) {
   static const auto k = kernel_by_name("paged_mqa_logits/fast@deepgemm_paged");
   rc_check(k);
 }
+RC_GTEST_PROP(PagedMqaLogitsFuzz, VisibleOnlyUnderTheVisibleContract, ()) {
+  static const auto k = kernel_by_name("paged_mqa_logits/fast.visible_only@deepgemm_paged");
+  rc_check(k);
+}
 RC_GTEST_PROP(PagedMqaLogitsFuzz, FastUnderAiterProfile, ()) {
   static const auto k = kernel_by_name("paged_mqa_logits/fast@aiter_paged");
   rc_check(k);
