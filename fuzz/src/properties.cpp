@@ -21,6 +21,7 @@ const std::vector<PropertyInfo> kAttention = {
     {"single_slot", 'E', "a row with one valid slot returns that slot's value row exactly; lse within budget (SPEC §11)"},
     {"sink_limits", 'E', "sink −inf ≡ no sink bit for bit; sink +inf ⇒ out = 0 (SPEC §4, §11)"},
     {"slot_permutation", 'W', "permuting the eligible slots of every row stays within budget (SPEC §11)"},
+    {"insert_invalid", 'W', "inserting an invalid slot (−1) into every row, lengths shifted, stays within budget (SPEC §11)"},
     {"fused_vs_staged", 'E', "fused and staged give identical bits under a reader with bf16 operands (SPEC §4)"},
     {"splits", 'W', "every split count (1, empty chunks, half the slots) within budget (SPEC §4 combine)"},
 };
@@ -72,6 +73,7 @@ bool applies(const KernelUnderTest& k, const std::string& property) {
     return k.op == Op::sparse_mla_decode ? static_cast<bool>(k.staged_twin_decode)
                                          : static_cast<bool>(k.staged_twin_prefill);
   if (property == "splits") return k.takes_num_splits;
+  if (property == "insert_invalid") return k.profile.topk_multiple == 1;  // topk grows by one
   if (property == "sink_limits") return k.profile.sinks && k.profile.infinite_sinks;
   if (property == "layout_pair")
     return k.layout_independent && k.profile.index_k_layouts.size() >= 2;

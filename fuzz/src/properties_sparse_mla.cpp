@@ -153,6 +153,12 @@ class Checker {
       if (auto e = call(c, o, ctx_); !e.empty()) return e;
       return judged(c, o, ctx_, "after permuting the eligible slots: ");
     }
+    if (name == "insert_invalid") {
+      const Case c = inserted();
+      MlaOutputs o = fresh(c);
+      if (auto e = call(c, o, ctx_); !e.empty()) return e;
+      return judged(c, o, ctx_, "after inserting an invalid slot: ");
+    }
     if (name == "fused_vs_staged") {
       if (c_.reader.operand != OperandAs::bf16) return "";  // staged rounds operands to bf16: no claim
       MlaOutputs o = fresh(c_);
@@ -243,6 +249,31 @@ class Checker {
         auto begin = s->indices.begin() + r * s->topk;
         std::shuffle(begin, begin + elig, g);
       }
+    return c;
+  }
+
+  // SPEC §11: one more slot per row, holding −1, at a position of each sequence's eligible prefix
+  // (the same for every row of a sequence, since lengths are per sequence); lengths grow by one.
+  Case inserted() const {
+    Case c = c_;
+    Rng g = rng(0x1A5E27);
+    MlaSelectionCase& s = *Ops::selections(c)[0];
+    const std::int64_t rpb = Ops::rows_per_batch(c), batches = c.T() / std::max<std::int64_t>(rpb, 1);
+    const std::int32_t topk = s.topk;
+    std::vector<std::int32_t> idx(sz(c.T() * (topk + 1)));
+    for (std::int64_t b = 0; b < batches; ++b) {
+      const std::int32_t elig = eligible(s, b * rpb, rpb);
+      const auto at = static_cast<std::int32_t>(g() % static_cast<std::uint64_t>(elig + 1));
+      for (std::int64_t r = b * rpb; r < (b + 1) * rpb; ++r)
+        for (std::int32_t j = 0, src = 0; j <= topk; ++j)
+          idx[sz(r * (topk + 1) + j)] = j == at ? -1 : s.indices[sz(r * topk + src++)];
+      if (!s.lengths.empty()) {
+        std::int32_t& len = s.lengths[sz(b)];
+        if (len >= 0 && len < INT_MAX) ++len;
+      }
+    }
+    s.indices = std::move(idx);
+    s.topk = topk + 1;
     return c;
   }
 
