@@ -56,6 +56,9 @@ DSA_HD inline float dequant_operand(std::uint8_t code, Fp8Format fmt, float scal
   const std::uint32_t product_mask = m.product == ProductAs::bf16 ? ~0u : 0u;
   const std::uint32_t operand_mask = m.operand == OperandAs::bf16 ? ~0u : 0u;
   std::uint32_t v = f32_bits(fp8_to_f32(code, fmt) * scale_eff);
+  // A NaN product carries whatever payload the hardware makes (x86 propagates the operand's,
+  // NVIDIA GPUs return 0x7FFFFFFF): canonicalise it so that host and device agree bit for bit.
+  v = (v & 0x7FFFFFFFu) > 0x7F800000u ? 0x7FC00000u : v;
   v = (f32_bits(round_to_bf16(f32_from_bits(v))) & product_mask) | (v & ~product_mask);
   v = (f32_bits(round_to_bf16(f32_from_bits(v))) & operand_mask) | (v & ~operand_mask);
   return f32_from_bits(v);
