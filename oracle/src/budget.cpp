@@ -83,6 +83,11 @@ double attention_lse_budget(double lse_score_error, double lse_abs, int n, const
   return lse_score_error + chunk + l_rel + k.u_exp * (1.0 + lse_abs) + 4 * k.u_acc * lse_abs + k.u_lse_out * lse_abs;
 }
 
+double underflow_out_allowance(std::int64_t valid_slots, int num_splits, double max_abs_v) {
+  // (n + splits + 2)·2^-126·max|v| + 2^-133 (eq. 2.11).
+  return static_cast<double>(valid_slots + num_splits + 2) * 0x1p-126 * max_abs_v + 0x1p-133;
+}
+
 double max_logit_budget(double max_score_error, double max_logit_abs, const KernelPrecision& k) {
   return max_score_error + k.u_lse_out * max_logit_abs;  // (eq. 2.6)
 }

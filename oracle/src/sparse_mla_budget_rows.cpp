@@ -111,13 +111,14 @@ void attention_budget(const AttentionBudgetProblem& p, const KernelPrecision& k,
         std::fill(o.begin(), o.end(), 0.0);
         std::fill(pav.begin(), pav.end(), 0.0);
         std::fill(pev.begin(), pev.end(), 0.0);
-        double max_score_error = 0.0;
+        double max_score_error = 0.0, max_abs_v = 0.0;
         for (std::int64_t j = 0; j < n; ++j) {
           const double pj = ph[static_cast<std::size_t>(j)], ej = eps[static_cast<std::size_t>(j)];
           max_score_error = std::max(max_score_error, score_error_bound(zah[static_cast<std::size_t>(j)], D, k));
           const double* v = &kv[static_cast<std::size_t>(j * D)];
           for (int d = 0; d < Dv; ++d) {
             const double pv = pj * std::fabs(v[d]);
+            max_abs_v = std::max(max_abs_v, std::fabs(v[d]));
             o[d] += pj * v[d];
             pav[d] += pv;
             pev[d] += pv * ej;
@@ -130,6 +131,7 @@ void attention_budget(const AttentionBudgetProblem& p, const KernelPrecision& k,
           if (f == 0.0 || !std::isfinite(b.gold.out[rh * Dv + d])) continue;
           double e = attention_out_budget(pev[d], pav[d], std::fabs(o[d]), static_cast<int>(n), stats, k);
           if (f < 1.0) e = sink_out_budget(e, std::fabs(o[d]), f, lse_budget, k);
+          e += underflow_out_allowance(n, splits, max_abs_v);
           bo[d] = sane(e);
         }
         if (std::isfinite(b.gold.lse[rh]))

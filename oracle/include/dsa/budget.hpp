@@ -68,6 +68,12 @@ double attention_out_budget(double p_eps_abs_v, double p_abs_v, double out_abs, 
 double attention_lse_budget(double lse_score_error, double lse_abs, int n, const AttentionRowStats& s,
                             const KernelPrecision& k);
 
+// Absolute underflow allowance of out (eq. 2.11), added after the sink: fp32 exponentials of
+// very negative arguments flush or clamp (≤ 2^-126 absolute per probability and per split
+// weight), a sink far above lse overflows exp and zeroes the factor, and bf16 rounds below its
+// normal range. None of it is relative to |out|, so no relative term covers a tiny exact output.
+double underflow_out_allowance(std::int64_t valid_slots, int num_splits, double max_abs_v);
+
 // Budget of max_logits (prefill; eq. 2.6): max over j of δz_j plus output rounding.
 double max_logit_budget(double max_score_error, double max_logit_abs, const KernelPrecision& k);
 
