@@ -80,6 +80,21 @@ bool applies(const KernelUnderTest& k, const std::string& property) {
   return true;
 }
 
+Verdict run_selected(const KernelUnderTest& k, const std::string& list, Verdict& v,
+                     const std::function<std::string(const std::string&)>& one) {
+  for (const auto& info : properties(k.op)) {
+    if (!selected(list, info.name) || !applies(k, info.name)) continue;
+    v.property = info.name;
+    std::string failure = one(info.name);
+    if (!failure.empty()) {
+      v.pass = false;
+      v.message = std::move(failure);
+      break;
+    }
+  }
+  return v;
+}
+
 bool selected(const std::string& list, const std::string& name) {
   if (list.empty()) return true;
   std::size_t start = 0;

@@ -77,18 +77,7 @@ class PagedChecker {
   PagedChecker(const KernelUnderTest& k, const PagedLogitsCase& c) : k_(k), c_(c), ctx_(run_context(k, 1)) {}
 
   Verdict run(const std::string& property) {
-    for (const auto& info : properties(k_.op)) {
-      if (!selected(property, info.name)) continue;
-      if (!applies(k_, info.name)) continue;
-      v_.property = info.name;
-      std::string f = one(info.name);
-      if (!f.empty()) {
-        v_.pass = false;
-        v_.message = std::move(f);
-        return v_;
-      }
-    }
-    return v_;
+    return run_selected(k_, property, v_, [this](const std::string& name) { return one(name); });
   }
 
  private:
@@ -224,18 +213,7 @@ class MqaChecker {
   MqaChecker(const KernelUnderTest& k, const MqaLogitsCase& c) : k_(k), c_(c), ctx_(run_context(k, 1)) {}
 
   Verdict run(const std::string& property) {
-    for (const auto& info : properties(k_.op)) {
-      if (!selected(property, info.name)) continue;
-      if (!applies(k_, info.name)) continue;
-      v_.property = info.name;
-      std::string f = one(info.name);
-      if (!f.empty()) {
-        v_.pass = false;
-        v_.message = std::move(f);
-        return v_;
-      }
-    }
-    return v_;
+    return run_selected(k_, property, v_, [this](const std::string& name) { return one(name); });
   }
 
  private:
@@ -301,18 +279,7 @@ class TopkChecker {
   TopkChecker(const KernelUnderTest& k, const TopkCase& c) : k_(k), c_(c), ctx_(run_context(k, 1)) {}
 
   Verdict run(const std::string& property) {
-    for (const auto& info : properties(k_.op)) {
-      if (!selected(property, info.name)) continue;
-      if (!applies(k_, info.name)) continue;
-      v_.property = info.name;
-      std::string f = one(info.name);
-      if (!f.empty()) {
-        v_.pass = false;
-        v_.message = std::move(f);
-        return v_;
-      }
-    }
-    return v_;
+    return run_selected(k_, property, v_, [this](const std::string& name) { return one(name); });
   }
 
  private:

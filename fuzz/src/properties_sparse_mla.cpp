@@ -77,18 +77,7 @@ class Checker {
   Checker(const KernelUnderTest& k, const Case& c) : k_(k), c_(c), ctx_(run_context(k, c.num_splits)) {}
 
   Verdict run(const std::string& property) {
-    for (const auto& info : properties(k_.op)) {
-      if (!selected(property, info.name)) continue;
-      if (!applies(k_, info.name)) continue;
-      v_.property = info.name;
-      std::string failure = one(info.name);
-      if (!failure.empty()) {
-        v_.pass = false;
-        v_.message = std::move(failure);
-        return v_;
-      }
-    }
-    return v_;
+    return run_selected(k_, property, v_, [this](const std::string& name) { return one(name); });
   }
 
  private:

@@ -52,6 +52,12 @@ Verdict check(const KernelUnderTest& k, const AnyCase& c, const std::string& pro
 // Whether `name` is selected by a property list as check() reads it.
 bool selected(const std::string& list, const std::string& name);
 
+// The loop every op's checker runs: `one(name)` for each property of k.op that `list` selects and
+// that applies to k, in registry order; the first non-empty failure is recorded in `v` and ends
+// the loop. Returns `v`.
+Verdict run_selected(const KernelUnderTest& k, const std::string& list, Verdict& v,
+                     const std::function<std::string(const std::string&)>& one);
+
 // The RapidCheck body: draws a spec for `k` (generators.hpp), builds the case, checks it and
 // fails with RC_FAIL naming the property, the failure and the whole case. Call it inside
 // RC_GTEST_PROP or any rc::check testable. With `property` empty, every case goes through every
