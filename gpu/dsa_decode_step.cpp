@@ -159,10 +159,8 @@ void dsa_decode_step(const DsaDecodeStepParams& p, const SparseMlaOutputs& o, co
   const Stages s = make_stages(p, b.logits, b.indices, b.status);
   dsa::validate(s.mla, o);  // the outputs (the params passed above): "out", "lse", "max_logits"
   detail::check_launch_outputs(o);
-  validate_stage("plan", [&] {
-    detail::check_plan(plan.mla, MlaAlgo::fused, detail::decode_workspace(s.mla, MlaAlgo::fused, plan.mla.num_splits),
-                       b.mla);
-  });
+  // The attention plan inside the step's plan: names "plan.…" and "workspace" already.
+  detail::check_plan(plan.mla, MlaAlgo::fused, detail::decode_workspace(s.mla, MlaAlgo::fused, plan.mla.num_splits), b.mla);
 
   paged_mqa_logits(s.indexer, stream);
   topk_indices(s.topk, stream);
