@@ -103,6 +103,28 @@ __device__ __forceinline__ void wg_mma_k32<32>(float (&d)[16], std::uint64_t da,
         "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
       : "l"(da), "l"(db), "r"(scale_d));
 }
+// The epilogue's head sum of one row for the token lane c writes (c = 0: token g, c = 1: token g + 8
+// of the warp's 16): per token the lane's heads in head order, w_h·relu(dot_h), then the quad's
+// partial sums (xor 1, then xor 2). Lanes c = 2, 3 get a value they do not write.
+template <int H>
+__device__ __forceinline__ float wg_token_head_sum(const float (&acc)[H / 2], const float* wrow, int c) {
+  float sum[2] = {0.0f, 0.0f};
+#pragma unroll
+  for (int nt = 0; nt < H / 8; ++nt) {
+    const float2 w = *reinterpret_cast<const float2*>(wrow + nt * 8 + 2 * c);
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      sum[half] += mqa_formula::head_term<KScaleAt::after_head_sum>(acc[4 * nt + 2 * half], w.x, 1.0f);
+      sum[half] += mqa_formula::head_term<KScaleAt::after_head_sum>(acc[4 * nt + 2 * half + 1], w.y, 1.0f);
+    }
+  }
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    sum[half] += shfl_xor_group32(sum[half], 1);
+    sum[half] += shfl_xor_group32(sum[half], 2);
+  }
+  return (c & 1) != 0 ? sum[1] : sum[0];
+}
 #endif
 
 // Copies of one 64-token tile into a stage, 4 chunks per thread, mapped so that every warp-wide copy
@@ -164,7 +186,6 @@ __global__ void __launch_bounds__(kLogitsThreads, kWgMinCtasPerSm) mqa_logits_wg
                                                                                           const Src src) {
 #if defined(DSA_WGMMA)
   static_assert(H == 32 || H == 64, "wgmma n = H");
-  constexpr int NT = H / 8;
   if (*a.status != 0) return;  // an input broke a device-checked rule: write nothing
   extern __shared__ __align__(1024) std::uint8_t wg_smem[];
   std::uint8_t* const base = wg_smem + ((1024 - (static_cast<std::uint32_t>(__cvta_generic_to_shared(wg_smem)) & 1023)) & 1023);
@@ -252,27 +273,12 @@ __global__ void __launch_bounds__(kLogitsThreads, kWgMinCtasPerSm) mqa_logits_wg
         wg_commit();
         wg_wait_all();
         wg_pin(acc);
-        const float* wrow = w_s + i * H;
-        float sum[2] = {0.0f, 0.0f};
-#pragma unroll
-        for (int nt = 0; nt < NT; ++nt) {
-          const float2 w = *reinterpret_cast<const float2*>(wrow + nt * 8 + 2 * c);
-#pragma unroll
-          for (int half = 0; half < 2; ++half) {
-            sum[half] += mqa_formula::head_term<KScaleAt::after_head_sum>(acc[4 * nt + 2 * half], w.x, 1.0f);
-            sum[half] += mqa_formula::head_term<KScaleAt::after_head_sum>(acc[4 * nt + 2 * half + 1], w.y, 1.0f);
-          }
-        }
-#pragma unroll
-        for (int half = 0; half < 2; ++half) {
-          sum[half] += shfl_xor_group32(sum[half], 1);
-          sum[half] += shfl_xor_group32(sum[half], 2);
-        }
+        const float sum = wg_token_head_sum<H>(acc, w_s + i * H, c);
         const std::int64_t t_w = t0 + tok;
         if (c < 2 && t_w < t_end) {
           const VisibleRange v = src.range(group, row0, i);
           a.logits[(row0 + i) * a.row_stride + t_w] =
-              v.contains(t_w) ? mqa_formula::finish<KScaleAt::after_head_sum>(c == 0 ? sum[0] : sum[1], scale)
+              v.contains(t_w) ? mqa_formula::finish<KScaleAt::after_head_sum>(sum, scale)
                               : kMasked;
         }
       }

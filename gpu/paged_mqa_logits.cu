@@ -3,6 +3,13 @@
 #include "paged_mqa_logits_kernel.cuh"
 
 #include <algorithm>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+#if !defined(DSA_GPU_BACKEND_HIP)
+#include <cudaTypedefs.h>  // PFN_cuTensorMapEncodeTiled
+#endif
 
 namespace dsa::gpu {
 namespace detail {
@@ -25,10 +32,70 @@ void launch_paged_logits_checks(const PagedMqaLogitsParams& a, Stream stream) {
   DSA_GPU_CHECK_LAUNCH();
 }
 
+#if !defined(DSA_GPU_BACKEND_HIP)
+void encode_index_k_tensor_map(CUtensorMap* map, const std::uint8_t* cache, std::int64_t page_tokens,
+                               std::int64_t block_stride_bytes, std::int64_t num_blocks) {
+  // The driver's encoder through the runtime, so the library links no libcuda.
+  static const auto encode = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    DSA_GPU_CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found));
+    if (found != cudaDriverEntryPointSuccess || fn == nullptr)
+      throw std::runtime_error("paged_mqa_logits: the driver has no cuTensorMapEncodeTiled");
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
+  }();
+  const cuuint64_t dims[3] = {static_cast<cuuint64_t>(kLogitsDim), static_cast<cuuint64_t>(page_tokens),
+                              static_cast<cuuint64_t>(num_blocks)};
+  const cuuint64_t strides[2] = {static_cast<cuuint64_t>(kLogitsDim), static_cast<cuuint64_t>(block_stride_bytes)};
+  const cuuint32_t box[3] = {static_cast<cuuint32_t>(kLogitsDim), static_cast<cuuint32_t>(kTmaTileTokens), 1};
+  const cuuint32_t element_strides[3] = {1, 1, 1};
+  const CUresult r = encode(map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 3, const_cast<std::uint8_t*>(cache), dims, strides, box,
+                            element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                            CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS)
+    throw std::runtime_error("paged_mqa_logits: cuTensorMapEncodeTiled failed with CUresult " + std::to_string(r));
+}
+
+bool paged_logits_tma_eligible(const PagedMqaLogitsParams& p) {
+  static const bool disabled = [] {
+    const char* e = std::getenv("DSA_INDEXER_TMA");
+    return e != nullptr && std::string(e) == "0";
+  }();
+  if (disabled || choose_logits_path(p.q_fp8, p.cache.fp8) != LogitsPath::wgmma) return false;
+  // Tiles of 64 tokens never straddle a page; bulk copies need 16-byte aligned sources; tensor-map
+  // coordinates are int32 and strides < 2^40.
+  return p.cache.page_tokens % kTmaTileTokens == 0 && p.cache.num_blocks > 0 && p.cache.num_blocks <= INT32_MAX &&
+         p.cache.block_stride_bytes % 16 == 0 && p.cache.block_stride_bytes < (std::int64_t{1} << 40) &&
+         reinterpret_cast<std::uintptr_t>(p.cache_bytes) % 16 == 0;
+}
+#endif
+
 }  // namespace detail
 
 double logits_accumulator_unit(Fp8Format q_fp8, Fp8Format k_fp8) {
   return detail::logits_accumulator_unit_for(detail::choose_logits_path(q_fp8, k_fp8));
+}
+
+const char* paged_mqa_logits_path(const PagedMqaLogitsParams& p) {
+#if !defined(DSA_GPU_BACKEND_HIP)
+  if (detail::paged_logits_tma_eligible(p)) return "tma-wgmma";
+#endif
+  switch (detail::choose_logits_path(p.q_fp8, p.cache.fp8)) {
+    case detail::LogitsPath::wgmma: return "wgmma";
+    case detail::LogitsPath::sync_f16: return "mma.sync-f16";
+    case detail::LogitsPath::emulated: return "emulated";
+  }
+  return "emulated";
+}
+
+bool paged_mqa_logits_tma_available() {
+#if !defined(DSA_GPU_BACKEND_HIP)
+  const char* e = std::getenv("DSA_INDEXER_TMA");
+  const char* m = std::getenv("DSA_INDEXER_MMA");
+  return detail::kWgmmaAvailable && !(e != nullptr && std::string(e) == "0") && !(m != nullptr && std::string(m) == "sync");
+#else
+  return false;
+#endif
 }
 
 void paged_mqa_logits_warmup() {
@@ -36,6 +103,8 @@ void paged_mqa_logits_warmup() {
   DSA_GPU_CHECK(cudaFuncGetAttributes(&attributes, reinterpret_cast<const void*>(detail::paged_logits_check_kernel)));
   detail::warm_logits_kernels<detail::PagedKSource<IndexKLayout::standard>>();
   detail::warm_logits_kernels<detail::PagedKSource<IndexKLayout::preshuffle>>();
+  detail::warm_paged_logits_tma<IndexKLayout::standard>();
+  detail::warm_paged_logits_tma<IndexKLayout::preshuffle>();
 }
 
 }  // namespace dsa::gpu

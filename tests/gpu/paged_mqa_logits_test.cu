@@ -60,6 +60,7 @@ struct CaseOptions {
   std::int32_t page_tokens = 0;  // 0: random
   std::int64_t heads = 0;        // 0: random
   std::int64_t next_n = 0;       // 0: random
+  bool aligned_pages = false;    // 16-byte aligned pages (the streaming path's condition)
 };
 
 // The visible end of row (b, i) as SPEC §6.2 defines it, before clipping to max_ctx.
@@ -112,7 +113,8 @@ PagedCase make_case(std::uint64_t seed, const CaseOptions& o) {
   c.max_blocks = *std::max_element(blocks_needed.begin(), blocks_needed.end()) + uniform(rng, 0, 2);
   const std::int64_t num_blocks = P == 1 ? uniform(rng, 1, 2 * o.max_len + 1) : uniform(rng, 1, 10);
   c.geo = dsa::IndexKGeometry::packed(o.layout, k_fp8, num_blocks, P, 128);
-  c.geo.block_stride_bytes += 4 * uniform(rng, 0, 4);  // 16-byte aligned pages or not
+  const std::int64_t pad = 4 * uniform(rng, 0, 4);
+  c.geo.block_stride_bytes += o.aligned_pages ? 16 * (pad % 2) : pad;  // 16-byte aligned pages or not
   c.cache.assign(static_cast<std::size_t>(c.geo.bytes()), 0);
   const std::int32_t garbage[] = {-1, static_cast<std::int32_t>(num_blocks), INT_MIN, INT_MAX};
   c.bt.resize(static_cast<std::size_t>(c.B * c.max_blocks));
@@ -169,6 +171,7 @@ dsa::PagedMqaLogitsParams reference_params(const PagedCase& c) {
 struct GpuResult {
   std::vector<float> logits;  // [rows][row_stride]
   std::int32_t status = -1;
+  std::string path;           // the kernel path the call took
 };
 
 // One launch over exact-sized device copies of the case; the output starts as the sentinel.
@@ -199,6 +202,7 @@ GpuResult run_gpu(const PagedCase& c) {
   dsa::gpu::paged_mqa_logits(p, nullptr);
   DSA_GPU_CHECK(cudaDeviceSynchronize());
   GpuResult r;
+  r.path = dsa::gpu::paged_mqa_logits_path(p);
   r.logits = logits.download();
   r.status = status.download()[0];
   return r;
@@ -289,6 +293,37 @@ TEST_F(PagedMqaLogitsGpu, MatchesGoldWithinBudgetPreshuffle) {
   }
   report("preshuffle", tally);
   EXPECT_GE(tally.cases, static_cast<std::int64_t>(cases_to_run(1000)));
+}
+
+// The streaming path (sm_90a: TMA ring + wgmma; pages of 64k tokens, 16-byte aligned): its own
+// 2000 cases over both layouts, pages of 64 and 128, contexts of up to 10 tiles. The test asserts
+// the path each case took, so a change of the eligibility rule cannot silently empty it.
+TEST_F(PagedMqaLogitsGpu, MatchesGoldWithinBudgetStreamingPath) {
+  Tally tally;
+  std::int64_t streamed = 0;
+  for (std::uint64_t seed = 500000; seed < 500000 + cases_to_run(2000); ++seed) {
+    CaseOptions o;
+    o.layout = seed % 2 == 0 ? IndexKLayout::standard : IndexKLayout::preshuffle;
+    o.page_tokens = seed % 5 == 0 ? 128 : 64;
+    o.aligned_pages = true;
+    o.allow_fnuz = false;
+    o.max_len = seed % 3 == 0 ? 640 : 200;
+    o.max_batch = 4;
+    o.nan_in_read_tokens = seed % 89 == 7;
+    const PagedCase c = make_case(seed, o);
+    const GpuResult g = run_gpu(c);
+    if (g.path == "tma-wgmma") ++streamed;
+    judge_case(c, g, tally);
+    if (HasFailure()) break;
+  }
+  report("streaming path", tally);
+  std::cout << "[ path     ] " << streamed << " of " << tally.cases << " cases took the tma-wgmma path\n";
+  EXPECT_GE(tally.cases, static_cast<std::int64_t>(cases_to_run(2000)));
+  if (dsa::gpu::paged_mqa_logits_tma_available()) {
+    EXPECT_EQ(streamed, tally.cases);
+  } else {
+    std::cout << "[ path     ] this build or device has no streaming path: the cases ran the fallback\n";
+  }
 }
 
 // Decode-sized shapes: long contexts, page 64 and page 1.

@@ -78,6 +78,14 @@ enum PagedMqaLogitsStatus : std::int32_t {
 //     project's default — fp8 codes are exact in f16 and their products exact in fp32.
 double logits_accumulator_unit(Fp8Format q_fp8, Fp8Format k_fp8);
 
+// The kernel path a call with these parameters takes on this device: "tma-wgmma" (sm_90a, pages of
+// 64k tokens with 16-byte aligned pages, both e4m3fn: a persistent kernel whose producer warp
+// bulk-copies K tiles into a shared-memory ring; DSA_INDEXER_TMA=0 turns it off), "wgmma",
+// "mma.sync-f16" or "emulated" (the per-thread cp.async kernels of mqa_logits).
+const char* paged_mqa_logits_path(const PagedMqaLogitsParams& p);
+// Whether this build has the streaming path (CUDA sm_90a) and it is not turned off.
+bool paged_mqa_logits_tma_available();
+
 void validate(const PagedMqaLogitsParams& p);
 
 // Throws the dsa::InvalidArgument that dsa::validate would have thrown for these bits.
