@@ -7,6 +7,10 @@
 // bytes read + written). Also the first call after warm-up against a steady-state call (SPEC §7).
 //
 // usage: gpu_indexer_bench [--quick]   (--quick: B ∈ {1, 64}, ctx ∈ {8192, 32768})
+// The DSA decode step end to end (SPEC §6.5; gpu/dsa_decode_step.cpp) is the last table:
+// B ∈ {1, 16, 64, 128} ({1, 64} with --quick), ctx ∈ {8192, 32768}, next_n 1, indexer H 64 on
+// standard page-64 K, MLA H 128 over a V32 page-64 cache, topk 2048; each stage's median (graphs of
+// that stage alone) beside the end-to-end graph. `--dsa-step` runs only that table.
 #include "dsa/gpu/port.hpp"
 
 #include <algorithm>
@@ -17,6 +21,7 @@
 #include <vector>
 
 #include "dsa/caches.hpp"
+#include "dsa/gpu/dsa_decode_step.hpp"
 #include "dsa/gpu/paged_mqa_logits.hpp"
 #include "dsa/gpu/topk.hpp"
 #include "dsa/layouts.hpp"
@@ -232,6 +237,211 @@ Result run_shape(const Shape& sh, std::int64_t l2_bytes, cudaStream_t s, bool wi
   return r;
 }
 
+// ---- the DSA decode step end to end ------------------------------------------------------------
+// A V32 cache: random e4m3fn codes (never NaN), positive fp32 scales near 1/448, bf16 RoPE in
+// [−1, 1], every token of every page.
+__global__ void fill_v32_cache(std::uint8_t* cache, std::int64_t tokens, std::int64_t page_tokens,
+                               std::int64_t block_stride, std::uint64_t seed) {
+  for (std::int64_t tok = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; tok < tokens;
+       tok += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    std::uint8_t* page = cache + tok / page_tokens * block_stride;
+    const std::int64_t t = tok % page_tokens;
+    for (int d = 0; d < dsa::layout::V32::nope_dims; d += 4) {
+      const std::uint32_t r = mix(seed + tok * 1024 + d);
+      for (int j = 0; j < 4; ++j) page[dsa::layout::V32::dim_offset(t, d + j)] = static_cast<std::uint8_t>(r >> (8 * j)) & 0xBF;
+    }
+    for (int k = 0; k < dsa::layout::V32::num_scales; ++k) {
+      const float sc = (1.0f + static_cast<float>(mix(seed + tok * 1024 + 600 + k) & 0xFF) / 256.0f) / 448.0f;
+      std::memcpy(page + dsa::layout::V32::scale_offset(t, k), &sc, 4);
+    }
+    for (int d = dsa::layout::V32::nope_dims; d < dsa::layout::V32::dim_qk; ++d) {
+      const float x = static_cast<float>(mix(seed + tok * 1024 + d) & 0xFFFF) / 32768.0f - 1.0f;
+      std::uint32_t bits;
+      std::memcpy(&bits, &x, 4);
+      const std::uint16_t h = static_cast<std::uint16_t>(bits >> 16);
+      std::memcpy(page + dsa::layout::V32::dim_offset(t, d), &h, 2);
+    }
+  }
+}
+
+// bf16 values in [−1, 1] (random bytes would hold NaN and inf codes).
+__global__ void fill_bf16(std::uint16_t* p, std::int64_t n, std::uint64_t seed) {
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const float x = static_cast<float>(mix(seed + i) & 0xFFFF) / 32768.0f - 1.0f;
+    std::uint32_t bits;
+    std::memcpy(&bits, &x, 4);
+    p[i] = static_cast<std::uint16_t>(bits >> 16);
+  }
+}
+
+struct DsaStepResult {
+  double logits_us = 0, topk_us = 0, mla_us = 0, step_us = 0;
+  int splits = 0, sets = 0;
+};
+
+// Median per step of graph replays over `sets` rotation sets (each its own index K, MLA cache,
+// tables, queries, workspace and outputs): the three stages each in a graph of its own, then the
+// whole step (dsa_decode_step) in one graph.
+DsaStepResult run_dsa_step(std::int64_t B, std::int64_t ctx, std::int64_t l2_bytes, cudaStream_t s) {
+  constexpr std::int64_t H_idx = 64, D = 128, N = 1, P = 64;
+  constexpr std::int32_t H_mla = 128, topk = 2048;
+  const std::int64_t rows = B * N, blocks_per_seq = (ctx + P - 1) / P;
+  // Bytes one step must move: index K read, logits written and read back by the top-k, the
+  // selected MLA tokens read, q / weights / tables, outputs.
+  const double step_bytes = static_cast<double>(B) * ctx * (D + 4) + 2.0 * rows * ctx * 4 +
+                            static_cast<double>(rows) * topk * dsa::layout::V32::token_bytes +
+                            rows * (H_idx * (D + 4) + H_mla * (576 * 2 + 512 * 2 + 4)) + B * blocks_per_seq * 8.0;
+  const int sets = static_cast<int>(std::clamp<double>(2.0 * l2_bytes / step_bytes + 1, 1, 16));
+
+  const dsa::IndexKGeometry kg = dsa::IndexKGeometry::packed(IndexKLayout::standard, dsa::Fp8Format::e4m3fn,
+                                                             sets * B * blocks_per_seq, P, D);
+  const dsa::MlaCacheGeometry mg = dsa::MlaCacheGeometry::packed(dsa::MlaLayout::V32, dsa::Fp8Format::e4m3fn,
+                                                                 sets * B * blocks_per_seq, P);
+  std::uint8_t* kcache = device_alloc<std::uint8_t>(static_cast<std::size_t>(kg.bytes()));
+  std::uint8_t* mcache = device_alloc<std::uint8_t>(static_cast<std::size_t>(mg.values_bytes()));
+  fill_cache<<<2048, 256, 0, s>>>(kcache, kg, 7);
+  fill_v32_cache<<<2048, 256, 0, s>>>(mcache, mg.capacity_tokens(), P, mg.block_stride_bytes, 17);
+  DSA_GPU_CHECK(cudaGetLastError());
+  // Both tables set-major and identical: sequence b of set r owns blocks [(r·B + b)·bps, …).
+  std::vector<std::int32_t> table(static_cast<std::size_t>(sets * B * blocks_per_seq));
+  for (std::size_t i = 0; i < table.size(); ++i) table[i] = static_cast<std::int32_t>(i);
+  std::int32_t* d_table = device_alloc<std::int32_t>(table.size());
+  DSA_GPU_CHECK(cudaMemcpy(d_table, table.data(), table.size() * 4, cudaMemcpyHostToDevice));
+  std::vector<std::int32_t> lens(static_cast<std::size_t>(B), static_cast<std::int32_t>(ctx));
+  std::int32_t* d_ctx = device_alloc<std::int32_t>(lens.size());
+  DSA_GPU_CHECK(cudaMemcpy(d_ctx, lens.data(), lens.size() * 4, cudaMemcpyHostToDevice));
+  std::uint8_t* q_idx = device_alloc<std::uint8_t>(static_cast<std::size_t>(sets * rows * H_idx * D));
+  fill_bytes<<<256, 256, 0, s>>>(q_idx, sets * rows * H_idx * D, 11);
+  float* w = device_alloc<float>(static_cast<std::size_t>(sets * rows * H_idx));
+  fill_floats<<<256, 256, 0, s>>>(w, sets * rows * H_idx, 13);
+  const std::int64_t q_elems = rows * H_mla * 576, o_elems = rows * H_mla * 512;
+  std::uint16_t* q_mla = device_alloc<std::uint16_t>(static_cast<std::size_t>(sets * q_elems));
+  fill_bf16<<<1024, 256, 0, s>>>(q_mla, sets * q_elems, 19);
+  std::uint16_t* out = device_alloc<std::uint16_t>(static_cast<std::size_t>(sets * o_elems));
+  float* lse = device_alloc<float>(static_cast<std::size_t>(sets * rows * H_mla));
+  DSA_GPU_CHECK(cudaGetLastError());
+
+  auto params = [&](int set) {
+    dsa::gpu::DsaDecodeStepParams p;
+    auto& x = p.indexer;
+    x.batch = B;
+    x.next_n = N;
+    x.num_heads = H_idx;
+    x.head_dim = D;
+    x.q = q_idx + set * rows * H_idx * D;
+    x.weights = w + set * rows * H_idx;
+    x.context_lens = d_ctx;
+    x.block_table = d_table + static_cast<std::int64_t>(set) * B * blocks_per_seq;
+    x.max_blocks = blocks_per_seq;
+    x.cache = kg;
+    x.cache_bytes = kcache;
+    x.reader_layout = IndexKLayout::standard;
+    x.max_ctx = ctx;
+    p.topk = topk;
+    auto& m = p.mla;
+    m.B = B;
+    m.S_q = N;
+    m.H = H_mla;
+    m.q = {q_mla + set * q_elems, static_cast<std::size_t>(q_elems)};
+    m.cache.geo = mg;
+    m.cache.values = {mcache, static_cast<std::size_t>(mg.values_bytes())};
+    m.block_table = {d_table + static_cast<std::int64_t>(set) * B * blocks_per_seq,
+                     static_cast<std::size_t>(B * blocks_per_seq)};
+    m.max_blocks = blocks_per_seq;
+    return p;
+  };
+  auto outputs = [&](int set) {
+    return dsa::SparseMlaOutputs{{out + set * o_elems, static_cast<std::size_t>(o_elems)},
+                                 {lse + set * rows * H_mla, static_cast<std::size_t>(rows * H_mla)},
+                                 {}};
+  };
+  const dsa::gpu::DsaDecodeStepPlan plan = dsa::gpu::plan_dsa_decode_step(params(0));
+  std::uint8_t* ws = device_alloc<std::uint8_t>(static_cast<std::size_t>(sets * plan.workspace_bytes));
+  auto workspace = [&](int set) { return dsa::gpu::DeviceWorkspace{ws + set * plan.workspace_bytes, plan.workspace_bytes}; };
+
+  // Every set once, eagerly: the indices the attention-only graph reads.
+  for (int set = 0; set < sets; ++set) dsa::gpu::dsa_decode_step(params(set), outputs(set), plan, workspace(set), s);
+  DSA_GPU_CHECK(cudaStreamSynchronize(s));
+
+  // The stages as the step launches them (gpu/dsa_decode_step.cpp), over the step's buffers.
+  auto stage = [&](int which, int set) {
+    const dsa::gpu::DsaDecodeStepParams p = params(set);
+    const dsa::gpu::DsaDecodeStepBuffers b = dsa::gpu::dsa_decode_step_buffers(plan, workspace(set));
+    if (which == 0) {
+      dsa::gpu::PagedMqaLogitsParams x = p.indexer;
+      x.logits = b.logits;
+      x.logits_row_stride = plan.logits_row_stride;
+      x.status = b.status;
+      dsa::gpu::paged_mqa_logits(x, s);
+    } else if (which == 1) {
+      dsa::gpu::TopkParams t;
+      t.logits = b.logits;
+      t.rows = rows;
+      t.row_stride = plan.logits_row_stride;
+      t.width = ctx;
+      t.k = topk;
+      t.context_lens = d_ctx;
+      t.next_n = N;
+      t.indices = b.indices;
+      dsa::gpu::topk_indices(t, s);
+    } else if (which == 2) {
+      dsa::SparseMlaDecodeParams m = p.mla;
+      m.index_mode = dsa::IndexMode::logical;
+      m.indices = {b.indices, static_cast<std::size_t>(rows * topk)};
+      m.topk = topk;
+      dsa::gpu::sparse_mla_decode(m, outputs(set), plan.mla, b.mla, s);
+    } else {
+      dsa::gpu::dsa_decode_step(p, outputs(set), plan, workspace(set), s);
+    }
+  };
+  DsaStepResult r;
+  r.splits = plan.mla.num_splits;
+  r.sets = sets;
+  double* slots[] = {&r.logits_us, &r.topk_us, &r.mla_us, &r.step_us};
+  for (int which = 0; which < 4; ++which) {
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    DSA_GPU_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    for (int set = 0; set < sets; ++set) stage(which, set);
+    DSA_GPU_CHECK(cudaStreamEndCapture(s, &graph));
+    DSA_GPU_CHECK(cudaGraphInstantiateWithFlags(&exec, graph, 0));
+    *slots[which] = replay_ms(exec, s, 20) * 1e3 / sets;
+    DSA_GPU_CHECK(cudaGraphExecDestroy(exec));
+    DSA_GPU_CHECK(cudaGraphDestroy(graph));
+  }
+  for (int set = 0; set < sets; ++set) {
+    std::int32_t st = -1;
+    DSA_GPU_CHECK(cudaMemcpy(&st, dsa::gpu::dsa_decode_step_buffers(plan, workspace(set)).status, 4, cudaMemcpyDeviceToHost));
+    if (st != 0) std::printf("WARNING: set %d status %d\n", set, st);
+  }
+  for (void* p : {static_cast<void*>(kcache), static_cast<void*>(mcache), static_cast<void*>(d_table),
+                  static_cast<void*>(d_ctx), static_cast<void*>(q_idx), static_cast<void*>(w), static_cast<void*>(q_mla),
+                  static_cast<void*>(out), static_cast<void*>(lse), static_cast<void*>(ws)})
+    DSA_GPU_CHECK(cudaFree(p));
+  return r;
+}
+
+void dsa_step_table(bool quick, std::int64_t l2_bytes, cudaStream_t s) {
+  dsa::gpu::dsa_decode_step_warmup(s);
+  std::printf("\nDSA decode step (SPEC §6.5): paged_mqa_logits (H 64, std P64) -> topk 2048 -> fused sparse MLA "
+              "decode (V32 P64, H 128, logical); next_n 1; us = median per step (graph replay)\n");
+  std::printf("%5s %7s | %9s %9s %9s | %9s %9s %6s | %6s %4s\n", "B", "ctx", "logits", "topk", "mla", "sum", "step",
+              "step/sum", "splits", "sets");
+  const std::int64_t batches_full[] = {1, 16, 64, 128}, batches_quick[] = {1, 64};
+  const std::vector<std::int64_t> batches(quick ? std::begin(batches_quick) : std::begin(batches_full),
+                                          quick ? std::end(batches_quick) : std::end(batches_full));
+  for (const std::int64_t B : batches)
+    for (const std::int64_t ctx : {8192, 32768}) {
+      const DsaStepResult r = run_dsa_step(B, ctx, l2_bytes, s);
+      const double sum = r.logits_us + r.topk_us + r.mla_us;
+      std::printf("%5lld %7lld | %9.1f %9.1f %9.1f | %9.1f %9.1f %6.3f | %6d %4d\n", static_cast<long long>(B),
+                  static_cast<long long>(ctx), r.logits_us, r.topk_us, r.mla_us, sum, r.step_us, r.step_us / sum,
+                  r.splits, r.sets);
+      std::fflush(stdout);
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -249,6 +459,16 @@ int main(int argc, char** argv) {
   const double copy = copy_bandwidth(s);
   std::printf("device: %s, %d SMs, L2 %d MB; cudaMemcpy D2D %.0f GB/s (read + write)\n", prop.name,
               prop.multiProcessorCount, l2 >> 20, copy / 1e9);
+  bool dsa_step_only = false, dsa_quick = false;
+  for (int i = 1; i < argc; ++i) {
+    dsa_step_only = dsa_step_only || std::strcmp(argv[i], "--dsa-step") == 0;
+    dsa_quick = dsa_quick || std::strcmp(argv[i], "--quick") == 0;
+  }
+  if (dsa_step_only) {
+    dsa_step_table(dsa_quick, l2, s);
+    DSA_GPU_CHECK(cudaStreamDestroy(s));
+    return 0;
+  }
   // SPEC §7: this process's first logits call (after warmup()) against steady-state calls.
   run_shape({IndexKLayout::standard, 64, 64, 8192, 1}, l2, s, false, true);
 
@@ -286,6 +506,7 @@ int main(int argc, char** argv) {
         }
         std::printf(" %9.1f\n", topk_us);
       }
+  dsa_step_table(dsa_quick, l2, s);
   DSA_GPU_CHECK(cudaStreamDestroy(s));
   return 0;
 }
