@@ -85,6 +85,7 @@ struct PagedKSource {
   std::int32_t page_tokens = 0;
   const std::int32_t* block_table = nullptr;  // [B][max_blocks]
   std::int64_t max_blocks = 0;
+  std::int64_t num_blocks = 0;  // blocks in the cache (the streaming path keeps its copies inside)
   ContextLens lens_kind = ContextLens::per_sequence;
   const std::int32_t* context_lens = nullptr;
   std::int64_t next_n = 1;

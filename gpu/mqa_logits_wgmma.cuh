@@ -103,6 +103,14 @@ __device__ __forceinline__ void wg_mma_k32<32>(float (&d)[16], std::uint64_t da,
         "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
       : "l"(da), "l"(db), "r"(scale_d));
 }
+// mqa_formula::relu in one instruction: max.NaN keeps a NaN (a NaN code of a visible token makes
+// its logit NaN); relu(−0) is +0 here, which can change only the sign of an all-zero head sum.
+__device__ __forceinline__ float wg_relu(float x) {
+  float r;
+  asm("max.NaN.f32 %0, %1, 0f00000000;\n" : "=f"(r) : "f"(x));
+  return r;
+}
+
 // The epilogue's head sum of one row for the token lane c writes (c = 0: token g, c = 1: token g + 8
 // of the warp's 16): per token the lane's heads in head order, w_h·relu(dot_h), then the quad's
 // partial sums (xor 1, then xor 2). Lanes c = 2, 3 get a value they do not write.
@@ -114,8 +122,8 @@ __device__ __forceinline__ float wg_token_head_sum(const float (&acc)[H / 2], co
     const float2 w = *reinterpret_cast<const float2*>(wrow + nt * 8 + 2 * c);
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
-      sum[half] += mqa_formula::head_term<KScaleAt::after_head_sum>(acc[4 * nt + 2 * half], w.x, 1.0f);
-      sum[half] += mqa_formula::head_term<KScaleAt::after_head_sum>(acc[4 * nt + 2 * half + 1], w.y, 1.0f);
+      sum[half] += w.x * wg_relu(acc[4 * nt + 2 * half]);
+      sum[half] += w.y * wg_relu(acc[4 * nt + 2 * half + 1]);
     }
   }
 #pragma unroll

@@ -14,6 +14,55 @@
 namespace dsa::gpu {
 namespace detail {
 
+#if !defined(DSA_GPU_BACKEND_HIP)
+// CUDA: one cluster of 8 CTAs zeroes *status and checks, so a call is two launches (no memset
+// node): CTA 0 stores the 0, the cluster barrier (release/acquire) orders it before every CTA's
+// atomicOr. The checks' loads are independent across items, so 8192 threads cover even B = 128
+// at 131072 positions in a few µs; the streaming logits kernel overlaps them (PDL).
+inline constexpr int kPagedCheckClusterCtas = 8;
+inline constexpr int kPagedCheckClusterThreads = 1024;
+
+__global__ void __cluster_dims__(kPagedCheckClusterCtas, 1, 1) __launch_bounds__(kPagedCheckClusterThreads)
+    paged_logits_check_kernel(const PagedMqaLogitsParams a) {
+  // The streaming logits kernel may start now: it reads, and waits for this grid before writing.
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+  if (blockIdx.x == 0 && threadIdx.x == 0) *a.status = 0;
+  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+  const std::int64_t n = a.batch * (a.max_blocks + 1);
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  std::int32_t bits = 0;
+#pragma unroll 4
+  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
+    bits |= paged_logits_check_item(a, i);
+  if (bits != 0) atomicOr(a.status, bits);
+}
+
+// Past this many items a single cluster would make the logits kernel wait (B = 128 at 131072
+// positions: 262 k items, +39 µs measured on an H200): then a memset and a grid of any size.
+inline constexpr std::int64_t kPagedCheckClusterItems = std::int64_t{8} * kPagedCheckClusterCtas * kPagedCheckClusterThreads;
+
+__global__ void __launch_bounds__(kPagedCheckThreads) paged_logits_check_grid_kernel(const PagedMqaLogitsParams a) {
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+  const std::int64_t n = a.batch * (a.max_blocks + 1);
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  std::int32_t bits = 0;
+  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
+    bits |= paged_logits_check_item(a, i);
+  if (bits != 0) atomicOr(a.status, bits);
+}
+
+void launch_paged_logits_checks(const PagedMqaLogitsParams& a, Stream stream) {
+  const std::int64_t n = a.batch * (a.max_blocks + 1);
+  if (n <= kPagedCheckClusterItems) {
+    paged_logits_check_kernel<<<kPagedCheckClusterCtas, kPagedCheckClusterThreads, 0, stream>>>(a);
+  } else {
+    DSA_GPU_CHECK(cudaMemsetAsync(a.status, 0, sizeof(std::int32_t), stream));
+    const std::int64_t blocks = std::min<std::int64_t>((n + kPagedCheckThreads - 1) / kPagedCheckThreads, 1024);
+    paged_logits_check_grid_kernel<<<static_cast<unsigned>(blocks), kPagedCheckThreads, 0, stream>>>(a);
+  }
+  DSA_GPU_CHECK_LAUNCH();
+}
+#else
 __global__ void __launch_bounds__(kPagedCheckThreads) paged_logits_check_kernel(const PagedMqaLogitsParams a) {
   const std::int64_t n = a.batch * (a.max_blocks + 1);
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
@@ -31,6 +80,7 @@ void launch_paged_logits_checks(const PagedMqaLogitsParams& a, Stream stream) {
   paged_logits_check_kernel<<<static_cast<unsigned>(blocks), kPagedCheckThreads, 0, stream>>>(a);
   DSA_GPU_CHECK_LAUNCH();
 }
+#endif
 
 #if !defined(DSA_GPU_BACKEND_HIP)
 void encode_index_k_tensor_map(CUtensorMap* map, const std::uint8_t* cache, std::int64_t page_tokens,
@@ -54,6 +104,15 @@ void encode_index_k_tensor_map(CUtensorMap* map, const std::uint8_t* cache, std:
                             CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   if (r != CUDA_SUCCESS)
     throw std::runtime_error("paged_mqa_logits: cuTensorMapEncodeTiled failed with CUresult " + std::to_string(r));
+}
+
+int paged_logits_tma_stages() {
+  static const int stages = [] {
+    const char* e = std::getenv("DSA_INDEXER_TMA_STAGES");
+    const int n = e != nullptr ? std::atoi(e) : kTmaStages;
+    return n >= 2 && n <= kTmaMaxStages ? n : kTmaStages;
+  }();
+  return stages;
 }
 
 bool paged_logits_tma_eligible(const PagedMqaLogitsParams& p) {
@@ -101,6 +160,9 @@ bool paged_mqa_logits_tma_available() {
 void paged_mqa_logits_warmup() {
   cudaFuncAttributes attributes;
   DSA_GPU_CHECK(cudaFuncGetAttributes(&attributes, reinterpret_cast<const void*>(detail::paged_logits_check_kernel)));
+#if !defined(DSA_GPU_BACKEND_HIP)
+  DSA_GPU_CHECK(cudaFuncGetAttributes(&attributes, reinterpret_cast<const void*>(detail::paged_logits_check_grid_kernel)));
+#endif
   detail::warm_logits_kernels<detail::PagedKSource<IndexKLayout::standard>>();
   detail::warm_logits_kernels<detail::PagedKSource<IndexKLayout::preshuffle>>();
   detail::warm_paged_logits_tma<IndexKLayout::standard>();

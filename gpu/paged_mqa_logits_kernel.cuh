@@ -83,6 +83,7 @@ void launch_paged_mqa_logits(const PagedMqaLogitsParams& p, Stream stream) {
   src.page_tokens = p.cache.page_tokens;
   src.block_table = p.block_table;
   src.max_blocks = p.max_blocks;
+  src.num_blocks = p.cache.num_blocks;
   src.lens_kind = p.context_lens_kind;
   src.context_lens = p.context_lens;
   src.next_n = p.next_n;

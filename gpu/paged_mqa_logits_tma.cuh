@@ -35,20 +35,24 @@
 namespace dsa::gpu::detail {
 
 inline constexpr int kTmaTileTokens = 64;
-inline constexpr int kTmaConsumerThreads = 128;                      // one warpgroup
+// One consumer warpgroup per CTA; more CTAs per SM rather than more warpgroups per CTA (measured
+// on an H200: 2 warpgroups × 2 CTAs lose to 1 × 4 at every shape).
+inline constexpr int kTmaConsumerThreads = 128;
 inline constexpr int kTmaThreads = kTmaConsumerThreads + kMmaLanes;  // + the producer warp
-// Stages of the ring: with 3 CTAs per SM about 150 KB of K in flight per SM, enough to cover the
-// DRAM latency at the copy bandwidth (≈ 32 KB per µs of latency per SM on an H200).
-inline constexpr int kTmaStages = 6;
+// Stages of the ring (the default; DSA_INDEXER_TMA_STAGES overrides it, 2..16, for measurements).
+// Consumers per SM matter more than stages per CTA: on an H200 4 stages × 4 CTAs per SM (16 tiles,
+// 135 KB in flight) beat 6 × 3 and 8 × 2 at every measured shape (bench/gpu/INDEXER_NOTES.md).
+inline constexpr int kTmaStages = 4;
+inline constexpr int kTmaMaxStages = 16;
 inline constexpr int kTmaStageBytes = kTmaTileTokens * kLogitsDim;  // 8 KB of codes
 inline constexpr int kTmaScaleBytes = kTmaTileTokens * 4;           // 64 fp32 scales
-inline constexpr int kTmaMinCtasPerSm = 2;
+inline constexpr int kTmaMinCtasPerSm = 4;  // ≤ 102 registers per thread
 
 // Dynamic shared memory: 1024 (alignment) + K stages + q [rows][H][128] (both 1024-aligned) +
-// scale stages + weights [rows][H] + full and empty barriers.
-DSA_HD constexpr int tma_smem_bytes(int heads, int group_rows) {
-  return 1024 + kTmaStages * kTmaStageBytes + group_rows * heads * kLogitsDim + kTmaStages * kTmaScaleBytes +
-         group_rows * heads * 4 + 2 * kTmaStages * 8;
+// scale stages + weights [rows][H] + the rows' visible ranges [4][2] int32 + full and empty barriers.
+DSA_HD constexpr int tma_smem_bytes(int heads, int group_rows, int stages) {
+  return 1024 + stages * kTmaStageBytes + group_rows * heads * kLogitsDim + stages * kTmaScaleBytes +
+         group_rows * heads * 4 + kLogitsMaxGroupRows * 2 * 4 + 2 * stages * 8;
 }
 
 #if defined(DSA_WGMMA)
@@ -90,7 +94,12 @@ __device__ __forceinline__ void bulk_load(void* dst, const void* src, std::uint3
                "l"(src), "r"(bytes), "r"(smem_u32(bar))
                : "memory");
 }
-// The consumer warpgroup's own barrier (id 1; __syncthreads is id 0).
+// Programmatic dependent launch: the kernel is launched while the device-side checks still run
+// (paged_logits_check_kernel lets it start at once); this waits until they have finished and
+// their *status is visible. Without a programmatic launch it returns at once.
+__device__ __forceinline__ void wait_for_checks() { asm volatile("griddepcontrol.wait;\n" ::: "memory"); }
+
+// The consumer warpgroups' own barrier (id 1; __syncthreads is id 0).
 __device__ __forceinline__ void consumer_sync() {
   asm volatile("bar.sync 1, %0;\n" ::"n"(kTmaConsumerThreads) : "memory");
 }
@@ -161,24 +170,25 @@ __device__ __forceinline__ void group_span(const Src& src, const LogitsArgs& a, 
 
 template <IndexKLayout L, int H>
 __global__ void __launch_bounds__(kTmaThreads, kTmaMinCtasPerSm)
-    paged_logits_tma_kernel(const __grid_constant__ CUtensorMap kmap, const LogitsArgs a, const PagedKSource<L> src) {
+    paged_logits_tma_kernel(const __grid_constant__ CUtensorMap kmap, const LogitsArgs a, const PagedKSource<L> src,
+                            const int stages) {
 #if defined(DSA_WGMMA)
   static_assert(H == 32 || H == 64, "wgmma n = H");
-  if (*a.status != 0) return;  // an input broke a device-checked rule: write nothing
   extern __shared__ __align__(1024) std::uint8_t tma_smem[];
   std::uint8_t* const base = tma_smem + ((1024 - (smem_u32(tma_smem) & 1023)) & 1023);
   std::uint8_t* const k_s = base;
-  std::uint8_t* const q_s = k_s + kTmaStages * kTmaStageBytes;
+  std::uint8_t* const q_s = k_s + stages * kTmaStageBytes;
   float* const ks_s = reinterpret_cast<float*>(q_s + a.group_rows * H * kLogitsDim);
-  float* const w_s = ks_s + kTmaStages * kTmaTileTokens;
-  std::uint64_t* const full = reinterpret_cast<std::uint64_t*>(w_s + a.group_rows * H);
-  std::uint64_t* const empty = full + kTmaStages;
+  float* const w_s = ks_s + stages * kTmaTileTokens;
+  std::int32_t* const range_s = reinterpret_cast<std::int32_t*>(w_s + a.group_rows * H);  // [row][begin, end)
+  std::uint64_t* const full = reinterpret_cast<std::uint64_t*>(range_s + kLogitsMaxGroupRows * 2);
+  std::uint64_t* const empty = full + stages;
   const int tid = static_cast<int>(threadIdx.x);
   const int warp = tid / kMmaLanes, lane = tid % kMmaLanes;
   if (tid == 0) {
-    for (int s = 0; s < kTmaStages; ++s) {
+    for (int s = 0; s < stages; ++s) {
       mbar_init(full + s, 1);                          // the producer's arrive (+ the copies' bytes)
-      mbar_init(empty + s, kTmaConsumerThreads / 32);  // one arrive per consumer warp
+      mbar_init(empty + s, 4);   // one arrive per warp of the consuming warpgroup
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
@@ -193,6 +203,8 @@ __global__ void __launch_bounds__(kTmaThreads, kTmaMinCtasPerSm)
   if (warp == kTmaConsumerThreads / 32) {  // ---- producer warp
     int stage = 0;
     std::uint32_t phase = 0;
+    std::int64_t issued = 0;   // tiles copied so far
+    bool checked = false;      // the checks' verdict has been read (after the first ring fill)
     for (std::int64_t batch = item_begin; batch < item_end; batch += kMmaLanes) {
       const std::int64_t item = batch + lane;
       bool load = false;
@@ -206,7 +218,10 @@ __global__ void __launch_bounds__(kTmaThreads, kTmaMinCtasPerSm)
         if (load) {
           const std::int64_t page = t0 / P;
           t_in_page = static_cast<std::int32_t>(t0 - page * P);
-          block = src.block_table[group * src.max_blocks + page];  // valid: the checks passed
+          // The checks may still be running: an entry they will reject is read as block 0, so every
+          // copy stays inside the cache (its bytes are never used: nothing is written then).
+          const std::int64_t e = page < src.max_blocks ? src.block_table[group * src.max_blocks + page] : -1;
+          block = e >= 0 && e < src.num_blocks ? static_cast<std::int32_t>(e) : 0;
         }
       }
       std::uint32_t pending = __ballot_sync(0xFFFFFFFFu, load);
@@ -215,6 +230,16 @@ __global__ void __launch_bounds__(kTmaThreads, kTmaMinCtasPerSm)
         pending &= pending - 1;
         const std::int32_t blk = __shfl_sync(0xFFFFFFFFu, block, j);
         const std::int32_t tp = __shfl_sync(0xFFFFFFFFu, t_in_page, j);
+        if (!checked && issued == stages) {
+          checked = true;
+          wait_for_checks();
+          if (*a.status != 0) {  // bad inputs: the consumers write nothing and leave; let the copies land
+            if (lane == 0)
+              for (int s = 0; s < stages; ++s) mbar_wait(full + s, 0);
+            return;
+          }
+        }
+        ++issued;
         if (lane == 0) {
           mbar_wait(empty + stage, phase ^ 1);
           mbar_arrive_expect_tx(full + stage, kTmaStageBytes + kTmaScaleBytes);
@@ -225,71 +250,95 @@ __global__ void __launch_bounds__(kTmaThreads, kTmaMinCtasPerSm)
           bulk_load(ks_s + stage * kTmaTileTokens, page + layout::IndexK::scale_offset(P, kLogitsDim, tp),
                     kTmaScaleBytes, full + stage);
         }
-        if (++stage == kTmaStages) stage = 0, phase ^= 1;
+        if (++stage == stages) stage = 0, phase ^= 1;
       }
+    }
+    if (!checked) {  // fewer tiles than stages: the same rule for the ones issued
+      wait_for_checks();
+      if (*a.status != 0 && lane == 0)
+        for (std::int64_t s = 0; s < issued; ++s) mbar_wait(full + s, 0);
     }
     return;
   }
 
   // ---- consumer warpgroup
+  const int wwarp = warp;
   const int g = lane / 4, c = lane % 4;
   const float kMasked = f32_from_bits(0xFF800000u);  // −inf
   // ldmatrix rows: lane l gives row l % 8 of matrix l / 8 = (tokens + 8·(bit 0), chunk + bit 1).
-  const int ld_tok = 16 * warp + (lane & 7) + 8 * ((lane >> 3) & 1);
+  const int ld_tok = 16 * wwarp + (lane & 7) + 8 * ((lane >> 3) & 1);
   const int ld_chunk = lane >> 4;
-  const int tok = 16 * warp + g + 8 * (c & 1);  // the token lanes c = 0, 1 write
+  const int tok = 16 * wwarp + g + 8 * (c & 1);  // the token lanes c = 0, 1 write
+  const std::uint64_t q_desc = wg_desc(q_s);     // + (byte offset >> 4) addresses q_s + offset
   int stage = 0;
   std::uint32_t phase = 0;
-  std::int64_t cur_group = -1, lo = 0, hi = 0, row0 = 0;
+  std::int64_t lo = 0, hi = 0;
+  float* out0 = nullptr;  // logits of the group's row 0 at this lane's token of tile 0
   int nrows = 0;
-  for (std::int64_t item = item_begin; item < item_end; ++item) {
-    const std::int64_t group = item / tiles_w, t0 = (item % tiles_w) * kTmaTileTokens;
-    if (group != cur_group) {
-      cur_group = group;
+  // (group, tile) of the item, advanced without a division per item.
+  std::int64_t group = item_begin / tiles_w, k_tile = item_begin % tiles_w;
+  for (std::int64_t item = item_begin; item < item_end; ++item, k_tile = k_tile + 1 == tiles_w ? 0 : k_tile + 1) {
+    const bool first_of_group = item == item_begin || k_tile == 0;
+    if (k_tile == 0 && item != item_begin) ++group;
+    const std::int64_t t0 = k_tile * kTmaTileTokens;
+    if (first_of_group) {
       group_span(src, a, group, lo, hi, nrows);
-      row0 = group * a.group_rows;
-      consumer_sync();  // every wgmma and epilogue of the previous group is done with q_s / w_s
+      const std::int64_t row0 = group * a.group_rows;
+      out0 = a.logits + row0 * a.row_stride + tok;
+      consumer_sync();  // every wgmma and epilogue of the previous group is done with q_s / w_s / range_s
       for (int idx = tid; idx < nrows * H * kLogitsChunks; idx += kTmaConsumerThreads) {
         const int j = idx % kLogitsChunks, h = (idx / kLogitsChunks) % H, r = idx / (kLogitsChunks * H);
         const uint4 v = __ldg(reinterpret_cast<const uint4*>(a.q + ((row0 + r) * H + h) * kLogitsDim) + j);
         *reinterpret_cast<uint4*>(q_s + r * H * kLogitsDim + wg_chunk_offset(h, j)) = v;
       }
       for (int idx = tid; idx < nrows * H; idx += kTmaConsumerThreads) w_s[idx] = a.weights[row0 * H + idx];
+      if (tid < nrows) {  // positions are < 2^31 (the host checks max_ctx)
+        const VisibleRange v = src.range(group, row0, tid);
+        range_s[2 * tid] = static_cast<std::int32_t>(v.begin);
+        range_s[2 * tid + 1] = static_cast<std::int32_t>(v.end);
+      }
       fence_proxy_async_smem();  // q_s is read by the tensor cores (async proxy)
       consumer_sync();
+      if (item == item_begin) {  // nothing is written before the checks have passed
+        wait_for_checks();
+        if (*a.status != 0) return;
+      }
     }
     const std::int64_t t_end = t0 + kTmaTileTokens < a.width ? t0 + kTmaTileTokens : a.width;
-    if (!(lo < hi && t0 < hi && t0 + kTmaTileTokens > lo)) {
+    if (!(lo < hi && t0 < hi && t0 + kTmaTileTokens > lo)) {  // not loaded: −inf
       for (int idx = tid; idx < nrows * kTmaTileTokens; idx += kTmaConsumerThreads) {
         const std::int64_t t = t0 + idx % kTmaTileTokens;
-        if (t < t_end) a.logits[(row0 + idx / kTmaTileTokens) * a.row_stride + t] = kMasked;
+        if (t < t_end) out0[(idx / kTmaTileTokens) * a.row_stride + t - tok] = kMasked;
       }
       continue;
     }
-    mbar_wait(full + stage, phase);
-    const std::uint8_t* st = k_s + stage * kTmaStageBytes;
+    const int st = stage;
+    const std::uint32_t ph = phase;
+    if (++stage == stages) stage = 0, phase ^= 1;
+    mbar_wait(full + st, ph);
+    const std::uint8_t* k_stage = k_s + st * kTmaStageBytes;
     std::uint32_t frag[4][4];
 #pragma unroll
-    for (int s = 0; s < 4; ++s) ldmatrix_x4(frag[s], st + tma_chunk_offset<L>(ld_tok, 2 * s + ld_chunk));
-    const float scale = ks_s[stage * kTmaTileTokens + tok];
+    for (int s = 0; s < 4; ++s) ldmatrix_x4(frag[s], k_stage + tma_chunk_offset<L>(ld_tok, 2 * s + ld_chunk));
+    const float scale = ks_s[st * kTmaTileTokens + tok];
     __syncwarp();
-    if (lane == 0) mbar_arrive(empty + stage);  // the warp's reads of the stage are done
-    if (++stage == kTmaStages) stage = 0, phase ^= 1;
+    if (lane == 0) mbar_arrive(empty + st);  // the warp's reads of the stage are done
 
+    const bool writes = c < 2 && t0 + tok < t_end;
+    const std::int32_t t_w = static_cast<std::int32_t>(t0 + tok);
     for (int i = 0; i < nrows; ++i) {
       float acc[H / 2];
       wg_fence();
 #pragma unroll
-      for (int s = 0; s < 4; ++s) wg_mma_rs_k32<H>(acc, frag[s], wg_desc(q_s + i * H * kLogitsDim + 32 * s), s);
+      for (int s = 0; s < 4; ++s)
+        wg_mma_rs_k32<H>(acc, frag[s], q_desc + static_cast<std::uint64_t>((i * H * kLogitsDim + 32 * s) >> 4), s);
       wg_commit();
       wg_wait_all();
       wg_pin(acc);
       const float sum = wg_token_head_sum<H>(acc, w_s + i * H, c);
-      const std::int64_t t_w = t0 + tok;
-      if (c < 2 && t_w < t_end) {
-        const VisibleRange v = src.range(group, row0, i);
-        a.logits[(row0 + i) * a.row_stride + t_w] =
-            v.contains(t_w) ? mqa_formula::finish<KScaleAt::after_head_sum>(sum, scale) : kMasked;
+      if (writes) {
+        const bool visible = t_w >= range_s[2 * i] && t_w < range_s[2 * i + 1];
+        out0[i * a.row_stride + t0] = visible ? mqa_formula::finish<KScaleAt::after_head_sum>(sum, scale) : kMasked;
       }
     }
   }
@@ -305,6 +354,9 @@ void encode_index_k_tensor_map(CUtensorMap* map, const std::uint8_t* cache, std:
 // DSA_INDEXER_MMA=sync), pages of 64k tokens, 16-byte aligned pages, and DSA_INDEXER_TMA ≠ 0.
 bool paged_logits_tma_eligible(const PagedMqaLogitsParams& p);
 
+// The ring's stage count: kTmaStages, or DSA_INDEXER_TMA_STAGES (read once).
+int paged_logits_tma_stages();
+
 template <IndexKLayout L, int H>
 int paged_logits_tma_occupancy(int group_rows) {
   struct Table {
@@ -312,13 +364,14 @@ int paged_logits_tma_occupancy(int group_rows) {
   };
   static const Table table = [] {
     const auto kernel = paged_logits_tma_kernel<L, H>;
-    DSA_GPU_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel),
-                                       cudaFuncAttributeMaxDynamicSharedMemorySize, tma_smem_bytes(H, kLogitsMaxGroupRows)));
+    const int stages = paged_logits_tma_stages();
+    DSA_GPU_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel), cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       tma_smem_bytes(H, kLogitsMaxGroupRows, stages)));
     Table t{};
     for (int rows = 1; rows <= kLogitsMaxGroupRows; ++rows) {
       int n = 0;
       DSA_GPU_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, reinterpret_cast<const void*>(kernel), kTmaThreads,
-                                                                    tma_smem_bytes(H, rows)));
+                                                                    tma_smem_bytes(H, rows, stages)));
       t.ctas[rows] = n < 1 ? 1 : n;
     }
     return t;
@@ -338,8 +391,19 @@ void launch_paged_logits_tma(LogitsArgs a, const PagedKSource<L>& src, const Pag
   const std::int64_t resident = static_cast<std::int64_t>(sms) * paged_logits_tma_occupancy<L, H>(rows);
   a.units = p.batch * ((a.width + kTmaTileTokens - 1) / kTmaTileTokens);
   const std::int64_t grid = a.units < resident ? a.units : resident;
-  paged_logits_tma_kernel<L, H><<<static_cast<unsigned>(grid), kTmaThreads, tma_smem_bytes(H, rows), stream>>>(map, a, src);
-  DSA_GPU_CHECK_LAUNCH();
+  // A programmatic launch: the kernel starts while the checks run (see wait_for_checks).
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(static_cast<unsigned>(grid));
+  config.blockDim = dim3(kTmaThreads);
+  const int stages = paged_logits_tma_stages();
+  config.dynamicSmemBytes = static_cast<std::size_t>(tma_smem_bytes(H, rows, stages));
+  config.stream = stream;
+  cudaLaunchAttribute attribute[1];
+  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute[0].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = attribute;
+  config.numAttrs = 1;
+  DSA_GPU_CHECK(cudaLaunchKernelEx(&config, paged_logits_tma_kernel<L, H>, map, a, src, stages));
 }
 
 }  // namespace dsa::gpu::detail

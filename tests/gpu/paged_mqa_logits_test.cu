@@ -437,7 +437,22 @@ TEST_F(PagedMqaLogitsGpu, JudgeCatchesAMissingHead) {
 // ------------------------------------------------------------------------------------------------
 // Device-side checks: a bad context length or table entry sets its status bit, leaves every
 // logit untouched and decodes to the error dsa::validate throws.
-TEST_F(PagedMqaLogitsGpu, BadDeviceInputsWriteNothing) {
+// Appends `extra` never-needed garbage entries to every block-table row, so the device-side checks
+// see more than 64 k items and take their wide-grid form (memset + any number of CTAs).
+void widen_block_table(PagedCase& c, std::int64_t extra) {
+  const std::int64_t mb = c.max_blocks + extra;
+  std::vector<std::int32_t> bt(static_cast<std::size_t>(c.B * mb), INT_MIN);
+  for (std::int64_t b = 0; b < c.B; ++b)
+    std::copy_n(c.bt.begin() + b * c.max_blocks, c.max_blocks, bt.begin() + b * mb);
+  c.bt = std::move(bt);
+  c.max_blocks = mb;
+}
+
+// Breaks one device-checked rule in each case (negative context length, too few blocks, a bad
+// table entry): *status names it and no logit is written. `streaming` draws the cases the sm_90a
+// streaming path takes (which starts reading before the checks end), with contexts of up to
+// 14 tiles so the ring fills before the verdict is read.
+void expect_bad_inputs_write_nothing(std::uint64_t seed_begin, std::uint64_t n, bool streaming, bool wide = false) {
   struct Breakage {
     const char* what;
     std::int32_t bit;
@@ -446,10 +461,18 @@ TEST_F(PagedMqaLogitsGpu, BadDeviceInputsWriteNothing) {
   const Breakage kinds[] = {{"negative context", dsa::gpu::kPagedLogitsBadContextLen, "context_lens"},
                             {"too few blocks", dsa::gpu::kPagedLogitsTooFewBlocks, "block_table"},
                             {"bad table entry", dsa::gpu::kPagedLogitsBadBlockTable, "block_table"}};
-  for (std::uint64_t seed = 6000; seed < 6000 + cases_to_run(60); ++seed) {
-    const Breakage& k = kinds[seed % 3];
+  std::int64_t ran = 0, streamed = 0;
+  for (std::uint64_t seed = seed_begin; seed < seed_begin + cases_to_run(n); ++seed) {
+    // A widened table has blocks to spare: "too few blocks" cannot be built there.
+    const Breakage& k = kinds[wide ? 2 * (seed % 2) : seed % 3];
     CaseOptions o;
     o.layout = seed % 2 ? IndexKLayout::preshuffle : IndexKLayout::standard;
+    if (streaming) {
+      o.page_tokens = seed % 4 == 0 ? 128 : 64;
+      o.aligned_pages = true;
+      o.allow_fnuz = false;
+      o.max_len = seed % 2 ? 900 : 200;
+    }
     PagedCase c = make_case(seed, o);
     if (c.max_ctx < 2) continue;
     Rng rng(seed);
@@ -470,7 +493,10 @@ TEST_F(PagedMqaLogitsGpu, BadDeviceInputsWriteNothing) {
         c.bt[uniform(rng, 0, needed - 1)] = bad[uniform(rng, 0, 3)];
       }
     }
+    if (wide) widen_block_table(c, 70000);
     const GpuResult g = run_gpu(c);
+    ++ran;
+    if (g.path == "tma-wgmma") ++streamed;
     EXPECT_EQ(g.status & k.bit, k.bit) << k.what << ": " << c.label;
     for (float x : g.logits)
       if (dsa::f32_bits(x) != dsa::kSentinelF32) {
@@ -484,6 +510,31 @@ TEST_F(PagedMqaLogitsGpu, BadDeviceInputsWriteNothing) {
       EXPECT_EQ(e.argument(), k.argument) << e.what();
     }
   }
+  EXPECT_GT(ran, 0);
+  if (streaming && dsa::gpu::paged_mqa_logits_tma_available()) EXPECT_EQ(streamed, ran);
+}
+
+TEST_F(PagedMqaLogitsGpu, BadDeviceInputsWriteNothing) { expect_bad_inputs_write_nothing(6000, 60, false); }
+
+TEST_F(PagedMqaLogitsGpu, BadDeviceInputsWriteNothingStreamingPath) {
+  expect_bad_inputs_write_nothing(16000, 150, true);
+}
+
+// The checks' wide form (> 64 k table items) on good and on bad inputs.
+TEST_F(PagedMqaLogitsGpu, WideBlockTablesAreCheckedToo) {
+  Tally tally;
+  for (std::uint64_t seed = 17000; seed < 17000 + cases_to_run(12); ++seed) {
+    CaseOptions o;
+    o.layout = seed % 2 ? IndexKLayout::preshuffle : IndexKLayout::standard;
+    o.page_tokens = 64;
+    o.aligned_pages = seed % 3 != 0;
+    o.allow_fnuz = false;
+    PagedCase c = make_case(seed, o);
+    widen_block_table(c, 70000);
+    judge_case(c, run_gpu(c), tally);
+  }
+  report("wide tables", tally);
+  expect_bad_inputs_write_nothing(18000, 12, true, true);
 }
 
 // ------------------------------------------------------------------------------------------------
