@@ -40,9 +40,10 @@ inline constexpr int kTmaTileTokens = 64;
 inline constexpr int kTmaConsumerThreads = 128;
 inline constexpr int kTmaThreads = kTmaConsumerThreads + kMmaLanes;  // + the producer warp
 // Stages of the ring (the default; DSA_INDEXER_TMA_STAGES overrides it, 2..16, for measurements).
-// Consumers per SM matter more than stages per CTA: on an H200 4 stages × 4 CTAs per SM (16 tiles,
-// 135 KB in flight) beat 6 × 3 and 8 × 2 at every measured shape (bench/gpu/INDEXER_NOTES.md).
-inline constexpr int kTmaStages = 4;
+// Consumers per SM matter more than stages per CTA: on an H200, 4 CTAs per SM (the register limit)
+// with 2 stages each beat 3, 4, 5 stages and 6 × 3 CTAs, 8 × 2 at every measured shape
+// (bench/gpu/INDEXER_NOTES.md): the copies' latency is short next to a tile's wgmma + epilogue.
+inline constexpr int kTmaStages = 2;
 inline constexpr int kTmaMaxStages = 16;
 inline constexpr int kTmaStageBytes = kTmaTileTokens * kLogitsDim;  // 8 KB of codes
 inline constexpr int kTmaScaleBytes = kTmaTileTokens * 4;           // 64 fp32 scales
@@ -70,14 +71,17 @@ __device__ __forceinline__ void mbar_arrive_expect_tx(std::uint64_t* bar, std::u
                "r"(bytes)
                : "memory");
 }
-// Blocks until the phase of parity `parity` has completed.
+// Blocks until the phase of parity `parity` has completed. The suspend-time hint lets the waiting
+// warp sleep until the phase completes (up to the hint) instead of spinning on issue slots the
+// consumers need.
+inline constexpr int kMbarSuspendNs = 1000000;
 __device__ __forceinline__ void mbar_wait(std::uint64_t* bar, std::uint32_t parity) {
   asm volatile(
       "{\n.reg .pred done;\n"
       "WAIT_%=:\n"
-      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1, %2;\n"
       "@!done bra WAIT_%=;\n}\n" ::"r"(smem_u32(bar)),
-      "r"(parity)
+      "r"(parity), "n"(kMbarSuspendNs)
       : "memory");
 }
 __device__ __forceinline__ void tma_load_3d(void* dst, const CUtensorMap* map, int c0, int c1, int c2,
@@ -211,18 +215,18 @@ __global__ void __launch_bounds__(kTmaThreads, kTmaMinCtasPerSm)
       std::int32_t block = 0, t_in_page = 0;
       if (item < item_end) {
         const std::int64_t group = item / tiles_w, t0 = (item % tiles_w) * kTmaTileTokens;
+        const std::int64_t page = t0 / P;
+        t_in_page = static_cast<std::int32_t>(t0 - page * P);
+        // The table entry is read before the context lengths say whether the tile is needed, so the
+        // two loads overlap. The checks may still be running: an entry they will reject is read as
+        // block 0, so every copy stays inside the cache (its bytes are never used: nothing is
+        // written then).
+        const std::int64_t e = page < src.max_blocks ? src.block_table[group * src.max_blocks + page] : -1;
         std::int64_t lo, hi;
         int nrows;
         group_span(src, a, group, lo, hi, nrows);
         load = lo < hi && t0 < hi && t0 + kTmaTileTokens > lo;
-        if (load) {
-          const std::int64_t page = t0 / P;
-          t_in_page = static_cast<std::int32_t>(t0 - page * P);
-          // The checks may still be running: an entry they will reject is read as block 0, so every
-          // copy stays inside the cache (its bytes are never used: nothing is written then).
-          const std::int64_t e = page < src.max_blocks ? src.block_table[group * src.max_blocks + page] : -1;
-          block = e >= 0 && e < src.num_blocks ? static_cast<std::int32_t>(e) : 0;
-        }
+        block = e >= 0 && e < src.num_blocks ? static_cast<std::int32_t>(e) : 0;
       }
       std::uint32_t pending = __ballot_sync(0xFFFFFFFFu, load);
       while (pending != 0) {
@@ -262,83 +266,89 @@ __global__ void __launch_bounds__(kTmaThreads, kTmaMinCtasPerSm)
   }
 
   // ---- consumer warpgroup
-  const int wwarp = warp;
   const int g = lane / 4, c = lane % 4;
   const float kMasked = f32_from_bits(0xFF800000u);  // −inf
   // ldmatrix rows: lane l gives row l % 8 of matrix l / 8 = (tokens + 8·(bit 0), chunk + bit 1).
-  const int ld_tok = 16 * wwarp + (lane & 7) + 8 * ((lane >> 3) & 1);
+  const int ld_tok = 16 * warp + (lane & 7) + 8 * ((lane >> 3) & 1);
   const int ld_chunk = lane >> 4;
-  const int tok = 16 * wwarp + g + 8 * (c & 1);  // the token lanes c = 0, 1 write
-  const std::uint64_t q_desc = wg_desc(q_s);     // + (byte offset >> 4) addresses q_s + offset
+  const int tok = 16 * warp + g + 8 * (c & 1);  // the token lanes c = 0, 1 write
+  // q's descriptor in two halves: the start address (bits 0–13) never carries out of the low half,
+  // so row i, step s is the low half + (i·H·128 + 32·s) / 16.
+  const std::uint64_t q_desc = wg_desc(q_s);
+  const auto q_desc_lo = static_cast<std::uint32_t>(q_desc), q_desc_hi = static_cast<std::uint32_t>(q_desc >> 32);
+  constexpr std::uint32_t kRowDesc = H * kLogitsDim / 16;
   int stage = 0;
   std::uint32_t phase = 0;
-  std::int64_t lo = 0, hi = 0;
-  float* out0 = nullptr;  // logits of the group's row 0 at this lane's token of tile 0
-  int nrows = 0;
-  // (group, tile) of the item, advanced without a division per item.
-  std::int64_t group = item_begin / tiles_w, k_tile = item_begin % tiles_w;
-  for (std::int64_t item = item_begin; item < item_end; ++item, k_tile = k_tile + 1 == tiles_w ? 0 : k_tile + 1) {
-    const bool first_of_group = item == item_begin || k_tile == 0;
-    if (k_tile == 0 && item != item_begin) ++group;
-    const std::int64_t t0 = k_tile * kTmaTileTokens;
-    if (first_of_group) {
-      group_span(src, a, group, lo, hi, nrows);
-      const std::int64_t row0 = group * a.group_rows;
-      out0 = a.logits + row0 * a.row_stride + tok;
-      consumer_sync();  // every wgmma and epilogue of the previous group is done with q_s / w_s / range_s
-      for (int idx = tid; idx < nrows * H * kLogitsChunks; idx += kTmaConsumerThreads) {
-        const int j = idx % kLogitsChunks, h = (idx / kLogitsChunks) % H, r = idx / (kLogitsChunks * H);
-        const uint4 v = __ldg(reinterpret_cast<const uint4*>(a.q + ((row0 + r) * H + h) * kLogitsDim) + j);
-        *reinterpret_cast<uint4*>(q_s + r * H * kLogitsDim + wg_chunk_offset(h, j)) = v;
-      }
-      for (int idx = tid; idx < nrows * H; idx += kTmaConsumerThreads) w_s[idx] = a.weights[row0 * H + idx];
-      if (tid < nrows) {  // positions are < 2^31 (the host checks max_ctx)
-        const VisibleRange v = src.range(group, row0, tid);
-        range_s[2 * tid] = static_cast<std::int32_t>(v.begin);
-        range_s[2 * tid + 1] = static_cast<std::int32_t>(v.end);
-      }
-      fence_proxy_async_smem();  // q_s is read by the tensor cores (async proxy)
-      consumer_sync();
-      if (item == item_begin) {  // nothing is written before the checks have passed
-        wait_for_checks();
-        if (*a.status != 0) return;
-      }
+  if (item_begin >= item_end) return;
+  // Positions are < 2^31 (the host checks max_ctx): tiles and positions in 32 bits.
+  const std::int64_t g_first = item_begin / tiles_w, g_last = (item_end - 1) / tiles_w;
+  for (std::int64_t group = g_first; group <= g_last; ++group) {
+    const auto k_begin = static_cast<std::int32_t>(group == g_first ? item_begin % tiles_w : 0);
+    const auto k_end = static_cast<std::int32_t>(group == g_last ? (item_end - 1) % tiles_w + 1 : tiles_w);
+    std::int64_t lo64, hi64;
+    int nrows;
+    group_span(src, a, group, lo64, hi64, nrows);
+    const auto lo = static_cast<std::int32_t>(lo64), hi = static_cast<std::int32_t>(hi64);
+    const std::int64_t row0 = group * a.group_rows;
+    float* const out0 = a.logits + row0 * a.row_stride + tok;  // row 0, this lane's token of tile 0
+    consumer_sync();  // every wgmma and epilogue of the previous group is done with q_s / w_s / range_s
+    for (int idx = tid; idx < nrows * H * kLogitsChunks; idx += kTmaConsumerThreads) {
+      const int j = idx % kLogitsChunks, h = (idx / kLogitsChunks) % H, r = idx / (kLogitsChunks * H);
+      const uint4 v = __ldg(reinterpret_cast<const uint4*>(a.q + ((row0 + r) * H + h) * kLogitsDim) + j);
+      *reinterpret_cast<uint4*>(q_s + r * H * kLogitsDim + wg_chunk_offset(h, j)) = v;
     }
-    const std::int64_t t_end = t0 + kTmaTileTokens < a.width ? t0 + kTmaTileTokens : a.width;
-    if (!(lo < hi && t0 < hi && t0 + kTmaTileTokens > lo)) {  // not loaded: −inf
-      for (int idx = tid; idx < nrows * kTmaTileTokens; idx += kTmaConsumerThreads) {
-        const std::int64_t t = t0 + idx % kTmaTileTokens;
-        if (t < t_end) out0[(idx / kTmaTileTokens) * a.row_stride + t - tok] = kMasked;
-      }
-      continue;
+    for (int idx = tid; idx < nrows * H; idx += kTmaConsumerThreads) w_s[idx] = a.weights[row0 * H + idx];
+    if (tid < nrows) {
+      const VisibleRange v = src.range(group, row0, tid);
+      range_s[2 * tid] = static_cast<std::int32_t>(v.begin);
+      range_s[2 * tid + 1] = static_cast<std::int32_t>(v.end);
     }
-    const int st = stage;
-    const std::uint32_t ph = phase;
-    if (++stage == stages) stage = 0, phase ^= 1;
-    mbar_wait(full + st, ph);
-    const std::uint8_t* k_stage = k_s + st * kTmaStageBytes;
-    std::uint32_t frag[4][4];
+    fence_proxy_async_smem();  // q_s is read by the tensor cores (async proxy)
+    consumer_sync();
+    if (group == g_first) {  // nothing is written before the checks have passed
+      wait_for_checks();
+      if (*a.status != 0) return;
+    }
+    for (std::int32_t k = k_begin; k < k_end; ++k) {
+      const std::int32_t t0 = k * kTmaTileTokens;
+      const std::int32_t t_end = t0 + kTmaTileTokens < a.width ? t0 + kTmaTileTokens : static_cast<std::int32_t>(a.width);
+      if (!(t0 < hi && t0 + kTmaTileTokens > lo)) {  // not loaded: −inf
+        for (int idx = tid; idx < nrows * kTmaTileTokens; idx += kTmaConsumerThreads) {
+          const std::int32_t t = t0 + idx % kTmaTileTokens;
+          if (t < t_end) out0[(idx / kTmaTileTokens) * a.row_stride + t - tok] = kMasked;
+        }
+        continue;
+      }
+      const int st = stage;
+      const std::uint32_t ph = phase;
+      if (++stage == stages) stage = 0, phase ^= 1;
+      mbar_wait(full + st, ph);
+      const std::uint8_t* k_stage = k_s + st * kTmaStageBytes;
+      std::uint32_t frag[4][4];
 #pragma unroll
-    for (int s = 0; s < 4; ++s) ldmatrix_x4(frag[s], k_stage + tma_chunk_offset<L>(ld_tok, 2 * s + ld_chunk));
-    const float scale = ks_s[st * kTmaTileTokens + tok];
-    __syncwarp();
-    if (lane == 0) mbar_arrive(empty + st);  // the warp's reads of the stage are done
+      for (int s = 0; s < 4; ++s) ldmatrix_x4(frag[s], k_stage + tma_chunk_offset<L>(ld_tok, 2 * s + ld_chunk));
+      const float scale = ks_s[st * kTmaTileTokens + tok];
+      __syncwarp();
+      if (lane == 0) mbar_arrive(empty + st);  // the warp's reads of the stage are done
 
-    const bool writes = c < 2 && t0 + tok < t_end;
-    const std::int32_t t_w = static_cast<std::int32_t>(t0 + tok);
-    for (int i = 0; i < nrows; ++i) {
-      float acc[H / 2];
-      wg_fence();
+      const std::int32_t t_w = t0 + tok;
+      const bool writes = c < 2 && t_w < t_end;
+      float* out = out0 + t0;
+      for (int i = 0; i < nrows; ++i, out += a.row_stride) {
+        float acc[H / 2];
+        const std::uint32_t row_desc = q_desc_lo + static_cast<std::uint32_t>(i) * kRowDesc;
+        wg_fence();
 #pragma unroll
-      for (int s = 0; s < 4; ++s)
-        wg_mma_rs_k32<H>(acc, frag[s], q_desc + static_cast<std::uint64_t>((i * H * kLogitsDim + 32 * s) >> 4), s);
-      wg_commit();
-      wg_wait_all();
-      wg_pin(acc);
-      const float sum = wg_token_head_sum<H>(acc, w_s + i * H, c);
-      if (writes) {
-        const bool visible = t_w >= range_s[2 * i] && t_w < range_s[2 * i + 1];
-        out0[i * a.row_stride + t0] = visible ? mqa_formula::finish<KScaleAt::after_head_sum>(sum, scale) : kMasked;
+        for (int s = 0; s < 4; ++s)
+          wg_mma_rs_k32<H>(acc, frag[s], (static_cast<std::uint64_t>(q_desc_hi) << 32) | (row_desc + 2 * s), s);
+        wg_commit();
+        wg_wait_all();
+        wg_pin(acc);
+        const float sum = wg_token_head_sum<H>(acc, w_s + i * H, c);
+        if (writes) {
+          const bool visible = t_w >= range_s[2 * i] && t_w < range_s[2 * i + 1];
+          *out = visible ? mqa_formula::finish<KScaleAt::after_head_sum>(sum, scale) : kMasked;
+        }
       }
     }
   }
