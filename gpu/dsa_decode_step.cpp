@@ -164,7 +164,7 @@ void dsa_decode_step(const DsaDecodeStepParams& p, const SparseMlaOutputs& o, co
 
   paged_mqa_logits(s.indexer, stream);
   topk_indices(s.topk, stream);
-  sparse_mla_decode(s.mla, o, plan.mla, b.mla, stream);
+  sparse_mla_decode(s.mla, o, plan.mla, b.mla, stream, b.status);  // nothing written if the indexer's checks failed
 }
 
 void dsa_decode_step_warmup(Stream stream) {

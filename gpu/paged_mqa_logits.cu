@@ -162,6 +162,11 @@ void paged_mqa_logits_warmup() {
   DSA_GPU_CHECK(cudaFuncGetAttributes(&attributes, reinterpret_cast<const void*>(detail::paged_logits_check_kernel)));
 #if !defined(DSA_GPU_BACKEND_HIP)
   DSA_GPU_CHECK(cudaFuncGetAttributes(&attributes, reinterpret_cast<const void*>(detail::paged_logits_check_grid_kernel)));
+  // The tensor-map encoder is looked up in the driver on first use: encode one map now (the
+  // encoder reads only the arguments, never the address).
+  CUtensorMap map{};
+  detail::encode_index_k_tensor_map(&map, reinterpret_cast<const std::uint8_t*>(std::uintptr_t{1} << 12),
+                                    detail::kTmaTileTokens, detail::kTmaTileTokens * (detail::kLogitsDim + 4), 1);
 #endif
   detail::warm_logits_kernels<detail::PagedKSource<IndexKLayout::standard>>();
   detail::warm_logits_kernels<detail::PagedKSource<IndexKLayout::preshuffle>>();

@@ -37,12 +37,14 @@ struct CombineArgs {
   std::uint16_t* out = nullptr;
   float* lse = nullptr;
   float* max_logits = nullptr;
+  const std::int32_t* skip_if = nullptr;  // as AttnArgs::skip_if
 };
 
 // SPEC §4 combine, one CTA per (row, head): m = max lse_i; all −inf ⇒ empty row; otherwise
 // lse = m + ln Σ exp(lse_i − m), out = Σ exp(lse_i − lse)·o_i; then the sink, once; then bf16.
 // Warp 0 reduces over the splits (fixed order: deterministic); every thread then sums 4 dims.
 __global__ void __launch_bounds__(kCombineThreads) sparse_mla_combine_kernel(const CombineArgs a) {
+  if (a.skip_if != nullptr && *a.skip_if != 0) return;
   __shared__ float weight[kMaxSplits];
   __shared__ float row_lse, row_max, row_f;
   const std::int64_t rh = blockIdx.x;
@@ -170,6 +172,7 @@ void attention_and_combine(AttnArgs a, const SparseMlaOutputs& o, const SparseMl
     c.out = o.out.data();
     c.lse = o.lse.empty() ? nullptr : o.lse.data();
     c.max_logits = o.max_logits.empty() ? nullptr : o.max_logits.data();
+    c.skip_if = a.skip_if;
     launch_combine(c, stream);
   }
 }
@@ -196,7 +199,7 @@ void set_sparse_mla_ablation(int mask) { g_ablation.store(mask, std::memory_orde
 }  // namespace detail
 
 void sparse_mla_decode(const SparseMlaDecodeParams& p, const SparseMlaOutputs& o, const SparseMlaPlan& plan,
-                       DeviceWorkspace ws, Stream stream) {
+                       DeviceWorkspace ws, Stream stream, const std::int32_t* skip_if_nonzero) {
   using namespace detail;
   check_decode(p, plan.algo);
   validate(p, o);
@@ -207,6 +210,7 @@ void sparse_mla_decode(const SparseMlaDecodeParams& p, const SparseMlaOutputs& o
   if (rows == 0) return;
   const int dim_qk = p.cache.geo.dim_qk();
   AttnArgs a;
+  a.skip_if = skip_if_nonzero;
   a.q = p.q.data();
   a.rows = rows;
   a.H = p.H;

@@ -81,6 +81,9 @@ struct AttnArgs {
   float* part_o = nullptr;           // [S][rows][H][512], normalised
   float* part_lse = nullptr;         // [S][rows][H], natural, −inf for an empty chunk
   float* part_max = nullptr;         // [S][rows][H], max z of the chunk, −inf for an empty chunk
+  // Nonzero *skip_if at launch: write nothing (an upstream device-side check failed; the DSA step
+  // passes the indexer's status). Null: always run.
+  const std::int32_t* skip_if = nullptr;
   // Benchmark ablation only (detail::set_sparse_mla_ablation; results are wrong when set): 1 skips the Q·Kᵀ MMAs, 2 the P·V MMAs, 4 the tile loads (copies and dequantization),
   // 8 the softmax between them. 0 in every real call.
   int ablate = 0;
@@ -337,6 +340,7 @@ template <int D, int BN, class Loader>
 __global__ void __launch_bounds__(kAttnThreads, 1) sparse_mla_attention_kernel(const AttnArgs a) {
   using Smem = AttnSmem<D, BN, Loader>;
   static_assert(D % 16 == 0 && (BN == 32 || BN == 64));
+  if (a.skip_if != nullptr && *a.skip_if != 0) return;  // uniform over the grid
   constexpr int kHalfKeys = BN / 2;
   constexpr int kSTiles = kHalfKeys / 8;      // n-tiles of S per warp
   constexpr int kOTiles = kAttnDv / 4 / 8;    // n-tiles of O per warp and head tile (128 dims)

@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <iostream>
 #include <limits>
 #include <map>
 #include <set>
@@ -636,20 +637,28 @@ TEST_F(DsaDecodeStepGpu, BadArgumentsAreNamedAndWriteNothing) {
 // A negative context length lives on the device: the logits kernel's check sets the status bit
 // and leaves the logits untouched; the status decodes to the error dsa::validate names.
 TEST_F(DsaDecodeStepGpu, DeviceSideBadContextLengthSetsTheStatus) {
-  CaseOptions o;
-  o.heads = 8;
-  StepCase c = make_case(91, o);
-  c.ctx[0] = -5;
-  c.upload();
-  DsaDecodeStepPlan plan;
-  const StepResult r = run_step(c, &plan);
-  EXPECT_EQ(r.status & kPagedLogitsBadContextLen, kPagedLogitsBadContextLen) << c.label;
-  for (const float x : r.logits) ASSERT_EQ(f32_bits(x), dsa::gpu::testing::kSentinelF32) << "a logit was written: " << c.label;
-  try {
-    check_paged_mqa_logits_status(r.status);
-    ADD_FAILURE() << "no error";
-  } catch (const InvalidArgument& e) {
-    EXPECT_EQ(e.argument(), "context_lens");
+  // Heads 8 and 128 (one and two head groups); the second case's plan splits (B = 1), so the
+  // combine kernel's gate is exercised as well as the attention kernel's.
+  for (const std::int32_t heads : {8, 128}) {
+    CaseOptions o;
+    o.heads = heads;
+    StepCase c = make_case(91 + heads, o);
+    c.ctx[0] = -5;
+    c.upload();
+    DsaDecodeStepPlan plan;
+    const StepResult r = run_step(c, &plan);
+    EXPECT_EQ(r.status & kPagedLogitsBadContextLen, kPagedLogitsBadContextLen) << c.label;
+    for (const float x : r.logits) ASSERT_EQ(f32_bits(x), dsa::gpu::testing::kSentinelF32) << "a logit was written: " << c.label;
+    // SPEC §8: nothing written — the attention kernels read the status on the device.
+    for (const auto x : r.got.out) ASSERT_EQ(x, dsa::gpu::testing::kSentinelBf16) << "out was written: " << c.label;
+    for (const float x : r.got.lse) ASSERT_EQ(f32_bits(x), dsa::gpu::testing::kSentinelF32) << "lse was written: " << c.label;
+    std::cout << "[ status   ] " << c.label << ": splits " << plan.mla.num_splits << ", outputs untouched\n";
+    try {
+      check_paged_mqa_logits_status(r.status);
+      ADD_FAILURE() << "no error";
+    } catch (const InvalidArgument& e) {
+      EXPECT_EQ(e.argument(), "context_lens");
+    }
   }
 }
 

@@ -14,9 +14,10 @@
 // Errors: everything the host can see is validated before the first launch (dsa::InvalidArgument
 // naming the argument; nothing is written). The indexer's context lengths and block table live on
 // the device and are checked there (paged_mqa_logits.hpp): a bad entry sets the status word in
-// the workspace and leaves the logits untouched, but the top-k and the attention still run on the
-// stale logits and write `out` / `lse` — read the status (check_paged_mqa_logits_status) after the
-// stream's work completes before trusting them.
+// the workspace, the logits are left untouched, and the attention kernels read the same word at
+// launch and write nothing either, so `out` / `lse` keep what they held (SPEC §8). The top-k
+// still fills the workspace's index buffer. Read the status (check_paged_mqa_logits_status) after
+// the stream's work completes to learn which rule broke.
 #pragma once
 
 #include <cstdint>

@@ -57,8 +57,11 @@ struct DeviceWorkspace {
 
 // SPEC §4. `o.out` is required; `o.lse` optional; `o.max_logits` optional (max_j z_j, −inf for an
 // empty row). Validation first (nothing is launched on error); then the plan's launches.
+// `skip_if_nonzero` (device pointer, optional): when *skip_if_nonzero ≠ 0 at launch time the
+// kernels write nothing — how a device-side check upstream (the DSA step's indexer status) keeps
+// the outputs untouched without a host synchronisation.
 void sparse_mla_decode(const SparseMlaDecodeParams& p, const SparseMlaOutputs& o, const SparseMlaPlan& plan,
-                       DeviceWorkspace workspace, Stream stream);
+                       DeviceWorkspace workspace, Stream stream, const std::int32_t* skip_if_nonzero = nullptr);
 
 // SPEC §5 with kv of any layout: BF16 rows go through the bf16 loader, fp8 layouts through the
 // fused loader (physical addressing).
