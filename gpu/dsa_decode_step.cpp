@@ -9,6 +9,7 @@
 #include <limits>
 #include <string>
 
+#include "dsa/dsa_decode_step.hpp"  // validate_glue: the reference step's glue rules
 #include "dsa/error.hpp"
 #include "dsa/gpu/topk.hpp"
 #include "sparse_mla_config.hpp"
@@ -21,19 +22,6 @@ namespace {
 
 using detail::align_up;
 using detail::kWorkspaceAlign;
-
-// Runs a stage's validation, naming the stage in the argument ("indexer.block_table"), as the
-// reference's step does. A layout mismatch keeps its type; its message names both layouts.
-template <class F>
-void validate_stage(const char* stage, F&& f) {
-  try {
-    f();
-  } catch (const LayoutMismatch&) {
-    throw;
-  } catch (const InvalidArgument& e) {
-    throw InvalidArgument(std::string(stage) + "." + e.argument(), e.rule());
-  }
-}
 
 // Where validation and planning point the workspace's buffers before a workspace exists: an
 // aligned address that is never dereferenced (host code reads no device memory; nothing is
@@ -52,27 +40,14 @@ struct Stages {
   SparseMlaDecodeParams mla;
 };
 
-// The glue rules of the reference's step (same names and wording), before the stages are built.
-void check_glue(const DsaDecodeStepParams& p) {
-  if (p.topk < 1 || p.topk > kTopkMaxK)
-    throw InvalidArgument("topk", fmt::format("must be in [1, {}] for the GPU top-k (got {})", kTopkMaxK, p.topk));
-  if (!p.mla.indices.empty()) throw InvalidArgument("mla.indices", "is set by the step from the top-k; leave it empty");
-  if (!p.mla.topk_length.empty())
-    throw InvalidArgument("mla.topk_length", "must be empty: every top-k slot counts, −1 padding marks the rest");
-  if (p.mla.B != p.indexer.batch)
-    throw InvalidArgument("mla.B", fmt::format("must equal indexer.batch = {} (got {})", p.indexer.batch, p.mla.B));
-  if (p.mla.S_q != p.indexer.next_n)
-    throw InvalidArgument("mla.S_q", fmt::format("must equal indexer.next_n = {} (got {})", p.indexer.next_n, p.mla.S_q));
-}
-
 // The three stages' parameters over the given intermediate buffers; validated, nothing launched.
 Stages make_stages(const DsaDecodeStepParams& p, float* logits, std::int32_t* indices, std::int32_t* status) {
-  check_glue(p);
+  dsa::validate_glue(p, static_cast<std::int32_t>(kTopkMaxK));
   Stages s{p.indexer, {}, p.mla};
   s.indexer.logits = logits;
   s.indexer.logits_row_stride = padded_row_stride(p.indexer.max_ctx);
   s.indexer.status = status;
-  validate_stage("indexer", [&] { validate(s.indexer); });  // batch, next_n and max_ctx < 2^31 from here on
+  validate_part("indexer", [&] { validate(s.indexer); });  // batch, next_n and max_ctx < 2^31 from here on
 
   const std::int64_t rows = s.indexer.rows();
   if (rows > std::numeric_limits<std::int64_t>::max() / 4 / std::max<std::int64_t>(s.indexer.logits_row_stride, 1))
@@ -87,12 +62,12 @@ Stages make_stages(const DsaDecodeStepParams& p, float* logits, std::int32_t* in
   s.topk.context_lens = s.indexer.context_lens;
   s.topk.next_n = s.indexer.next_n;
   s.topk.indices = indices;
-  validate_stage("topk", [&] { validate(s.topk); });
+  validate_part("topk", [&] { validate(s.topk); });
 
   s.mla.index_mode = IndexMode::logical;
   s.mla.indices = {indices, static_cast<std::size_t>(rows * p.topk)};
   s.mla.topk = p.topk;
-  validate_stage("mla", [&] { detail::check_decode(s.mla, MlaAlgo::fused); });
+  validate_part("mla", [&] { detail::check_decode(s.mla, MlaAlgo::fused); });
   return s;
 }
 
@@ -111,7 +86,7 @@ DsaDecodeStepPlan plan_dsa_decode_step(const DsaDecodeStepParams& p, const Spars
   plan.max_ctx = s.indexer.max_ctx;
   plan.logits_row_stride = s.indexer.logits_row_stride;
   plan.topk = p.topk;
-  validate_stage("mla", [&] { plan.mla = plan_sparse_mla_decode(s.mla, MlaAlgo::fused, config, sm_count); });
+  validate_part("mla", [&] { plan.mla = plan_sparse_mla_decode(s.mla, MlaAlgo::fused, config, sm_count); });
   std::int64_t at = 0;
   plan.logits_offset = at;
   plan.logits_bytes = plan.rows * plan.logits_row_stride * 4;

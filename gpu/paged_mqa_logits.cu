@@ -1,4 +1,5 @@
-// paged_mqa_logits on the GPU: the device-side checks that run before every logits launch, and
+// paged_mqa_logits on the GPU: the device-side checks that run before every logits launch, the
+// streaming path's host side (tensor-map encoding, eligibility, stage count), the path report and
 // the warm-up of every instance.
 #include "paged_mqa_logits_kernel.cuh"
 
@@ -14,72 +15,69 @@
 namespace dsa::gpu {
 namespace detail {
 
-#if !defined(DSA_GPU_BACKEND_HIP)
-// CUDA: one cluster of 8 CTAs zeroes *status and checks, so a call is two launches (no memset
-// node): CTA 0 stores the 0, the cluster barrier (release/acquire) orders it before every CTA's
-// atomicOr. The checks' loads are independent across items, so 8192 threads cover even B = 128
-// at 131072 positions in a few µs; the streaming logits kernel overlaps them (PDL).
-inline constexpr int kPagedCheckClusterCtas = 8;
-inline constexpr int kPagedCheckClusterThreads = 1024;
-
-__global__ void __cluster_dims__(kPagedCheckClusterCtas, 1, 1) __launch_bounds__(kPagedCheckClusterThreads)
-    paged_logits_check_kernel(const PagedMqaLogitsParams a) {
-  // The streaming logits kernel may start now: it reads, and waits for this grid before writing.
-  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-  if (blockIdx.x == 0 && threadIdx.x == 0) *a.status = 0;
-  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+// The items [first, B·(max_blocks + 1)) by `stride`: the checks' body in every form below.
+__device__ __forceinline__ std::int32_t paged_logits_check_items(const PagedMqaLogitsParams& a, std::int64_t first,
+                                                                 std::int64_t stride) {
   const std::int64_t n = a.batch * (a.max_blocks + 1);
-  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   std::int32_t bits = 0;
 #pragma unroll 4
-  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
-    bits |= paged_logits_check_item(a, i);
-  if (bits != 0) atomicOr(a.status, bits);
+  for (std::int64_t i = first; i < n; i += stride) bits |= paged_logits_check_item(a, i);
+  return bits;
 }
 
-// Past this many items a single cluster would make the logits kernel wait (B = 128 at 131072
-// positions: 262 k items, +39 µs measured on an H200): then a memset and a grid of any size.
-inline constexpr std::int64_t kPagedCheckClusterItems = std::int64_t{8} * kPagedCheckClusterCtas * kPagedCheckClusterThreads;
-
-__global__ void __launch_bounds__(kPagedCheckThreads) paged_logits_check_grid_kernel(const PagedMqaLogitsParams a) {
+// Lets the streaming logits kernel start now (programmatic dependent launch): it reads, and waits
+// for this grid before it writes.
+__device__ __forceinline__ void release_dependent_launch() {
+#if !defined(DSA_GPU_BACKEND_HIP)
   asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-  const std::int64_t n = a.batch * (a.max_blocks + 1);
-  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-  std::int32_t bits = 0;
-  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
-    bits |= paged_logits_check_item(a, i);
+#endif
+}
+
+// Any number of CTAs; *status zeroed before (a memset).
+__global__ void __launch_bounds__(kPagedCheckThreads) paged_logits_check_grid_kernel(const PagedMqaLogitsParams a) {
+  release_dependent_launch();
+  const std::int32_t bits = paged_logits_check_items(a, static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x,
+                                                     static_cast<std::int64_t>(gridDim.x) * blockDim.x);
   if (bits != 0) atomicOr(a.status, bits);
 }
 
-void launch_paged_logits_checks(const PagedMqaLogitsParams& a, Stream stream) {
-  const std::int64_t n = a.batch * (a.max_blocks + 1);
-  if (n <= kPagedCheckClusterItems) {
-    paged_logits_check_kernel<<<kPagedCheckClusterCtas, kPagedCheckClusterThreads, 0, stream>>>(a);
-  } else {
-    DSA_GPU_CHECK(cudaMemsetAsync(a.status, 0, sizeof(std::int32_t), stream));
-    const std::int64_t blocks = std::min<std::int64_t>((n + kPagedCheckThreads - 1) / kPagedCheckThreads, 1024);
-    paged_logits_check_grid_kernel<<<static_cast<unsigned>(blocks), kPagedCheckThreads, 0, stream>>>(a);
-  }
-  DSA_GPU_CHECK_LAUNCH();
-}
-#else
-__global__ void __launch_bounds__(kPagedCheckThreads) paged_logits_check_kernel(const PagedMqaLogitsParams a) {
-  const std::int64_t n = a.batch * (a.max_blocks + 1);
-  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-  std::int32_t bits = 0;
-  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
-    bits |= paged_logits_check_item(a, i);
-  if (bits != 0) atomicOr(a.status, bits);
-}
-
-void launch_paged_logits_checks(const PagedMqaLogitsParams& a, Stream stream) {
+void launch_paged_logits_grid_checks(const PagedMqaLogitsParams& a, Stream stream) {
   DSA_GPU_CHECK(cudaMemsetAsync(a.status, 0, sizeof(std::int32_t), stream));
   if (a.batch == 0) return;
   const std::int64_t n = a.batch * (a.max_blocks + 1);
   const std::int64_t blocks = std::min<std::int64_t>((n + kPagedCheckThreads - 1) / kPagedCheckThreads, 1024);
-  paged_logits_check_kernel<<<static_cast<unsigned>(blocks), kPagedCheckThreads, 0, stream>>>(a);
+  paged_logits_check_grid_kernel<<<static_cast<unsigned>(blocks), kPagedCheckThreads, 0, stream>>>(a);
   DSA_GPU_CHECK_LAUNCH();
 }
+
+#if !defined(DSA_GPU_BACKEND_HIP)
+// CUDA: one cluster of 8 CTAs zeroes *status and checks, so a call is two launches (no memset
+// node): CTA 0 stores the 0, the cluster barrier (release/acquire) orders it before every CTA's
+// atomicOr. The checks' loads are independent across items, so 8192 threads cover a table of
+// kPagedCheckClusterItems in a few µs; the streaming logits kernel overlaps them (PDL).
+inline constexpr int kPagedCheckClusterCtas = 8;
+inline constexpr int kPagedCheckClusterThreads = 1024;
+// Past this many items a single cluster would make the logits kernel wait (B = 128 at 131072
+// positions: 262 k items, +39 µs measured on an H200): then the memset and a grid of any size.
+inline constexpr std::int64_t kPagedCheckClusterItems = std::int64_t{8} * kPagedCheckClusterCtas * kPagedCheckClusterThreads;
+
+__global__ void __cluster_dims__(kPagedCheckClusterCtas, 1, 1) __launch_bounds__(kPagedCheckClusterThreads)
+    paged_logits_check_kernel(const PagedMqaLogitsParams a) {
+  release_dependent_launch();
+  if (blockIdx.x == 0 && threadIdx.x == 0) *a.status = 0;
+  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+  const std::int32_t bits = paged_logits_check_items(a, static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x,
+                                                     static_cast<std::int64_t>(gridDim.x) * blockDim.x);
+  if (bits != 0) atomicOr(a.status, bits);
+}
+
+void launch_paged_logits_checks(const PagedMqaLogitsParams& a, Stream stream) {
+  if (a.batch * (a.max_blocks + 1) > kPagedCheckClusterItems) return launch_paged_logits_grid_checks(a, stream);
+  paged_logits_check_kernel<<<kPagedCheckClusterCtas, kPagedCheckClusterThreads, 0, stream>>>(a);
+  DSA_GPU_CHECK_LAUNCH();
+}
+#else
+void launch_paged_logits_checks(const PagedMqaLogitsParams& a, Stream stream) { launch_paged_logits_grid_checks(a, stream); }
 #endif
 
 #if !defined(DSA_GPU_BACKEND_HIP)
@@ -159,9 +157,9 @@ bool paged_mqa_logits_tma_available() {
 
 void paged_mqa_logits_warmup() {
   cudaFuncAttributes attributes;
-  DSA_GPU_CHECK(cudaFuncGetAttributes(&attributes, reinterpret_cast<const void*>(detail::paged_logits_check_kernel)));
-#if !defined(DSA_GPU_BACKEND_HIP)
   DSA_GPU_CHECK(cudaFuncGetAttributes(&attributes, reinterpret_cast<const void*>(detail::paged_logits_check_grid_kernel)));
+#if !defined(DSA_GPU_BACKEND_HIP)
+  DSA_GPU_CHECK(cudaFuncGetAttributes(&attributes, reinterpret_cast<const void*>(detail::paged_logits_check_kernel)));
   // The tensor-map encoder is looked up in the driver on first use: encode one map now (the
   // encoder reads only the arguments, never the address).
   CUtensorMap map{};

@@ -14,19 +14,6 @@ namespace dsa {
 
 namespace {
 
-// Runs a stage's validation, naming the stage in the argument ("indexer.block_table"). A layout
-// mismatch keeps its type; its message already names the two layouts of its stage.
-template <class F>
-void validate_stage(const char* stage, F&& f) {
-  try {
-    f();
-  } catch (const LayoutMismatch&) {
-    throw;
-  } catch (const InvalidArgument& e) {
-    throw InvalidArgument(std::string(stage) + "." + e.argument(), e.rule());
-  }
-}
-
 struct Stages {
   PagedMqaLogitsParams indexer;
   SparseMlaDecodeParams mla;
@@ -36,14 +23,7 @@ struct Stages {
 // Sizes the result, points both stages at its buffers and validates everything before any
 // stage runs.
 Stages prepare(const DsaDecodeStepParams& p, DsaDecodeStepResult& r) {
-  if (p.topk < 1) throw InvalidArgument("topk", fmt::format("must be ≥ 1 (got {})", p.topk));
-  if (!p.mla.indices.empty()) throw InvalidArgument("mla.indices", "is set by the step from the top-k; leave it empty");
-  if (!p.mla.topk_length.empty())
-    throw InvalidArgument("mla.topk_length", "must be empty: every top-k slot counts, −1 padding marks the rest");
-  if (p.mla.B != p.indexer.batch)
-    throw InvalidArgument("mla.B", fmt::format("must equal indexer.batch = {} (got {})", p.indexer.batch, p.mla.B));
-  if (p.mla.S_q != p.indexer.next_n)
-    throw InvalidArgument("mla.S_q", fmt::format("must equal indexer.next_n = {} (got {})", p.indexer.next_n, p.mla.S_q));
+  validate_glue(p);
 
   // Buffers are sized before validation (the stages check their sizes). Logits and out/lse only
   // where the given q backs their extents; otherwise they stay empty and the stage's validation
@@ -61,7 +41,7 @@ Stages prepare(const DsaDecodeStepParams& p, DsaDecodeStepResult& r) {
   }
   s.indexer.logits = r.logits;
   s.indexer.logits_row_stride = std::max<std::int64_t>(r.max_ctx, 0);
-  validate_stage("indexer", [&] { validate(s.indexer); });
+  validate_part("indexer", [&] { validate(s.indexer); });
 
   const auto indices = detail::checked_product({r.rows, p.topk});
   if (!indices) throw InvalidArgument("topk", fmt::format("B·N·topk exceeds int64 (topk {})", p.topk));
@@ -76,7 +56,7 @@ Stages prepare(const DsaDecodeStepParams& p, DsaDecodeStepResult& r) {
   s.mla.topk = p.topk;
   s.outputs.out = r.out;
   s.outputs.lse = r.lse;
-  validate_stage("mla", [&] { validate(s.mla, s.outputs); });
+  validate_part("mla", [&] { validate(s.mla, s.outputs); });
   return s;
 }
 

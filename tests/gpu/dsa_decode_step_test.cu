@@ -550,15 +550,6 @@ TEST_F(DsaDecodeStepGpu, GraphReplayAndRerunsAreBitIdentical) {
 }
 
 // ---- bad input -------------------------------------------------------------------------------
-std::string rejected_argument(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const InvalidArgument& e) {
-    return e.argument();
-  }
-  return "(accepted)";
-}
-
 struct Breakage {
   const char* argument;  // the name the error must carry
   std::function<void(DsaDecodeStepParams&, SparseMlaOutputs&, DsaDecodeStepPlan&, DeviceWorkspace&)> edit;

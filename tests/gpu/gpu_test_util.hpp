@@ -4,10 +4,13 @@
 
 #include "dsa/gpu/port.hpp"  // first: the vendor runtime
 
+#include "dsa/error.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -98,6 +101,16 @@ std::int64_t first_difference(const std::vector<T>& a, const std::vector<T>& b) 
   for (std::size_t i = 0; i < a.size() * sizeof(T); ++i)
     if (pa[i] != pb[i]) return static_cast<std::int64_t>(i / sizeof(T));
   return -1;
+}
+
+// The argument named by the dsa::InvalidArgument that f throws, or "(accepted)".
+inline std::string rejected_argument(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const dsa::InvalidArgument& e) {
+    return e.argument();
+  }
+  return "(accepted)";
 }
 
 }  // namespace dsa::gpu::testing

@@ -350,15 +350,6 @@ SparseMlaDecodeParams fake_params(MlaLayout layout) {
   return p;
 }
 
-std::string rejected_argument(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const InvalidArgument& e) {
-    return e.argument();
-  }
-  return "(accepted)";
-}
-
 TEST(SparseMlaDecodeValidation, PreconditionsAreNamed) {
   const SparseMlaConfig cfg = builtin_config(ConfigTable::decode_table);
   EXPECT_EQ(rejected_argument([&] { plan_sparse_mla_decode(fake_params(MlaLayout::BF16), MlaAlgo::fused, cfg, 132); }),

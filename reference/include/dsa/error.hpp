@@ -33,4 +33,18 @@ class LayoutMismatch : public InvalidArgument {
                                                  expected_layout + "'") {}
 };
 
+// Runs f, a part's validation, and names the part in the argument of what it throws
+// ("indexer" + "block_table" → "indexer.block_table"), as a composite call (the DSA step) reports
+// its stages' errors. A layout mismatch keeps its type; its message already names both layouts.
+template <class F>
+void validate_part(const char* part, F&& f) {
+  try {
+    f();
+  } catch (const LayoutMismatch&) {
+    throw;
+  } catch (const InvalidArgument& e) {
+    throw InvalidArgument(std::string(part) + "." + e.argument(), e.rule());
+  }
+}
+
 }  // namespace dsa
