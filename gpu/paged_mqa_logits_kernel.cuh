@@ -35,6 +35,9 @@ DSA_HD inline std::int32_t paged_logits_check_item(const PagedMqaLogitsParams& a
   const std::int64_t b = i / (a.max_blocks + 1);
   const std::int64_t j = i % (a.max_blocks + 1);
   const std::int64_t P = a.cache.page_tokens;
+  // The entry is read before the context lengths say whether it is needed (it is inside the
+  // table either way), so the two reads overlap.
+  const std::int64_t block = j < a.max_blocks ? a.block_table[b * a.max_blocks + j] : 0;
   const std::int64_t needed = (paged_sequence_end(a, b) + P - 1) / P;
   if (j == a.max_blocks) {
     std::int32_t bits = 0;
@@ -45,7 +48,6 @@ DSA_HD inline std::int32_t paged_logits_check_item(const PagedMqaLogitsParams& a
     return bits;
   }
   if (j >= needed) return 0;
-  const std::int64_t block = a.block_table[b * a.max_blocks + j];
   return block >= 0 && block < a.cache.num_blocks ? 0 : kPagedLogitsBadBlockTable;
 }
 

@@ -44,7 +44,7 @@ struct PagedMqaLogitsParams {
   ContextLens context_lens_kind = ContextLens::per_sequence;
   const std::int32_t* context_lens = nullptr;  // [B] or [B][N], each ≥ 0 (checked on the device)
 
-  const std::int32_t* block_table = nullptr;   // [B][max_blocks]; only entries a visible position needs are read
+  const std::int32_t* block_table = nullptr;   // [B][max_blocks], all readable; only entries a visible position needs are used
   std::int64_t max_blocks = 0;
 
   dsa::IndexKGeometry cache;                    // layout tag, fp8 format, page size, head dim, stride
