@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The indexer's GPU checks on a GPU host, from the repository root over a carried CUDA build
 # folder: the four suites (paged_mqa_logits, mqa_logits, index_k_store, topk) in full, compute-
-# sanitizer memcheck over each with DSA_SANITIZER_CASES (default 25) cases per property loop, then
+# sanitizer memcheck over each with DSA_SANITIZER_CASES (default 25) cases per property loop (the
+# suites: paged_mqa_logits, mqa_logits, index_k_store, index_k_gather, topk, dsa_decode_step), then
 # the indexer benchmark.
 # Logs go to $OUT (if set) or <build>/gpu-indexer-check; the last lines printed are a summary.
 #
@@ -16,14 +17,14 @@ nvidia-smi -L 2>&1 | tee "$out/device.txt"
 status=0
 summary=()
 unset DSA_GPU_MAX_CASES  # the suites run every case
-for t in paged_mqa_logits mqa_logits index_k_store topk; do
+for t in paged_mqa_logits mqa_logits index_k_store index_k_gather topk dsa_decode_step; do
   bin="$build/tests/gpu/gpu_${t}_test"
   start=$(date +%s)
   if timeout 300 "$bin" >"$out/test_$t.log" 2>&1; then r=PASS; else r=FAIL; status=1; fi
   summary+=("$t: $r in $(( $(date +%s) - start )) s; $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$out/test_$t.log" | tr '\n' ' ')")
   grep -E '^\[ judged|^\[  FAILED|Failure|error' "$out/test_$t.log" | head -12
 done
-for t in paged_mqa_logits mqa_logits index_k_store topk; do
+for t in paged_mqa_logits mqa_logits index_k_store index_k_gather topk dsa_decode_step; do
   bin="$build/tests/gpu/gpu_${t}_test"
   start=$(date +%s)
   if DSA_GPU_MAX_CASES=${DSA_SANITIZER_CASES:-25} timeout 240 "$sanitizer" --tool memcheck --error-exitcode 86 "$bin" \
