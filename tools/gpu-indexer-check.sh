@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # The indexer's GPU checks on a GPU host, from the repository root over a carried CUDA build
-# folder: the four suites (paged_mqa_logits, mqa_logits, index_k_store, topk) in full, compute-
-# sanitizer memcheck over each with DSA_SANITIZER_CASES (default 25) cases per property loop (the
-# suites: paged_mqa_logits, mqa_logits, index_k_store, index_k_gather, topk, dsa_decode_step), then
-# the indexer benchmark.
+# folder: the six suites (paged_mqa_logits, mqa_logits, index_k_store, index_k_gather, topk,
+# dsa_decode_step) in full, compute-sanitizer memcheck over each with DSA_SANITIZER_CASES
+# (default 25) cases per property loop, then the indexer benchmark.
 # Logs go to $OUT (if set) or <build>/gpu-indexer-check; the last lines printed are a summary.
 #
 # usage: tools/gpu-indexer-check.sh [BUILD_DIR] [--quick-bench|--no-bench]   (default build/cuda-gpu)
