@@ -134,6 +134,22 @@ struct FlatKSource {
   __device__ const float* scale(const std::uint8_t*, std::int64_t t) const { return k_scales + t; }
 };
 
+// The union [lo, hi) of the visible ranges of the group's rows (empty: lo ≥ hi).
+template <class Src>
+__device__ __forceinline__ void group_span(const Src& src, const LogitsArgs& a, std::int64_t group,
+                                           std::int64_t& lo, std::int64_t& hi, int& nrows) {
+  const std::int64_t row0 = group * a.group_rows;
+  nrows = static_cast<int>(a.rows - row0 < a.group_rows ? a.rows - row0 : a.group_rows);
+  lo = a.width, hi = 0;
+  for (int i = 0; i < nrows; ++i) {
+    const VisibleRange v = src.range(group, row0, i);
+    if (!v.empty()) {
+      lo = v.begin < lo ? v.begin : lo;
+      hi = v.end > hi ? v.end : hi;
+    }
+  }
+}
+
 // Asynchronous global → shared copies (cp.async; on HIP plain synchronous copies). A lane reads
 // back only what it copied itself, after logits_cp_wait: no barrier is needed between lanes.
 __device__ __forceinline__ void logits_cp16(void* smem, const void* gmem) {
@@ -255,15 +271,9 @@ __global__ void __launch_bounds__(kLogitsThreads, kLogitsMinCtasPerSm) mqa_logit
   for (std::int64_t unit = blockIdx.x; unit < a.units; unit += gridDim.x) {
     const std::int64_t group = unit / a.chunks;
     const std::int64_t row0 = group * a.group_rows;
-    const int nrows = static_cast<int>(a.rows - row0 < a.group_rows ? a.rows - row0 : a.group_rows);
-    std::int64_t lo = a.width, hi = 0;  // union of the group's visible ranges
-    for (int i = 0; i < nrows; ++i) {
-      const VisibleRange v = src.range(group, row0, i);
-      if (!v.empty()) {
-        lo = v.begin < lo ? v.begin : lo;
-        hi = v.end > hi ? v.end : hi;
-      }
-    }
+    std::int64_t lo, hi;  // union of the group's visible ranges
+    int nrows;
+    group_span(src, a, group, lo, hi, nrows);
     const std::int64_t t_begin = (unit % a.chunks) * a.chunk_tokens;
     const std::int64_t t_end = t_begin + a.chunk_tokens < a.width ? t_begin + a.chunk_tokens : a.width;
     const std::int64_t ntiles = (t_end - t_begin + kLogitsTileTokens - 1) / kLogitsTileTokens;

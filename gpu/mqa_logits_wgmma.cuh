@@ -209,15 +209,9 @@ __global__ void __launch_bounds__(kLogitsThreads, kWgMinCtasPerSm) mqa_logits_wg
   for (std::int64_t unit = blockIdx.x; unit < a.units; unit += gridDim.x) {
     const std::int64_t group = unit / a.chunks;
     const std::int64_t row0 = group * a.group_rows;
-    const int nrows = static_cast<int>(a.rows - row0 < a.group_rows ? a.rows - row0 : a.group_rows);
-    std::int64_t lo = a.width, hi = 0;
-    for (int i = 0; i < nrows; ++i) {
-      const VisibleRange v = src.range(group, row0, i);
-      if (!v.empty()) {
-        lo = v.begin < lo ? v.begin : lo;
-        hi = v.end > hi ? v.end : hi;
-      }
-    }
+    std::int64_t lo, hi;
+    int nrows;
+    group_span(src, a, group, lo, hi, nrows);
     const std::int64_t t_begin = (unit % a.chunks) * a.chunk_tokens;
     const std::int64_t t_end = t_begin + a.chunk_tokens < a.width ? t_begin + a.chunk_tokens : a.width;
     const std::int64_t ntiles = (t_end - t_begin + kWgTileTokens - 1) / kWgTileTokens;

@@ -113,12 +113,17 @@ int paged_logits_tma_stages() {
   return stages;
 }
 
-bool paged_logits_tma_eligible(const PagedMqaLogitsParams& p) {
+// DSA_INDEXER_TMA=0 turns the streaming path off (read once).
+bool paged_logits_tma_disabled() {
   static const bool disabled = [] {
     const char* e = std::getenv("DSA_INDEXER_TMA");
     return e != nullptr && std::string(e) == "0";
   }();
-  if (disabled || choose_logits_path(p.q_fp8, p.cache.fp8) != LogitsPath::wgmma) return false;
+  return disabled;
+}
+
+bool paged_logits_tma_eligible(const PagedMqaLogitsParams& p) {
+  if (paged_logits_tma_disabled() || choose_logits_path(p.q_fp8, p.cache.fp8) != LogitsPath::wgmma) return false;
   // Tiles of 64 tokens never straddle a page; bulk copies need 16-byte aligned sources; tensor-map
   // coordinates are int32 and strides < 2^40.
   return p.cache.page_tokens % kTmaTileTokens == 0 && p.cache.num_blocks > 0 && p.cache.num_blocks <= INT32_MAX &&
@@ -147,9 +152,8 @@ const char* paged_mqa_logits_path(const PagedMqaLogitsParams& p) {
 
 bool paged_mqa_logits_tma_available() {
 #if !defined(DSA_GPU_BACKEND_HIP)
-  const char* e = std::getenv("DSA_INDEXER_TMA");
-  const char* m = std::getenv("DSA_INDEXER_MMA");
-  return detail::kWgmmaAvailable && !(e != nullptr && std::string(e) == "0") && !(m != nullptr && std::string(m) == "sync");
+  return !detail::paged_logits_tma_disabled() &&
+         detail::choose_logits_path(Fp8Format::e4m3fn, Fp8Format::e4m3fn) == detail::LogitsPath::wgmma;
 #else
   return false;
 #endif
@@ -160,20 +164,14 @@ void paged_mqa_logits_warmup() {
   DSA_GPU_CHECK(cudaFuncGetAttributes(&attributes, reinterpret_cast<const void*>(detail::paged_logits_check_grid_kernel)));
 #if !defined(DSA_GPU_BACKEND_HIP)
   DSA_GPU_CHECK(cudaFuncGetAttributes(&attributes, reinterpret_cast<const void*>(detail::paged_logits_check_kernel)));
-  // The tensor-map encoder is looked up in the driver on first use: encode one map now (the
-  // encoder reads only the arguments, never the address).
-  CUtensorMap map{};
-  detail::encode_index_k_tensor_map(&map, reinterpret_cast<const std::uint8_t*>(std::uintptr_t{1} << 12),
-                                    detail::kTmaTileTokens, detail::kTmaTileTokens * (detail::kLogitsDim + 4), 1);
 #endif
   detail::warm_logits_kernels<detail::PagedKSource<IndexKLayout::standard>>();
   detail::warm_logits_kernels<detail::PagedKSource<IndexKLayout::preshuffle>>();
-  detail::warm_paged_logits_tma<IndexKLayout::standard>();
-  detail::warm_paged_logits_tma<IndexKLayout::preshuffle>();
 #if !defined(DSA_GPU_BACKEND_HIP)
-  // The first programmatic and cluster launches of a process cost tens of µs on the host (measured
-  // on an H200: a first call 1.66× a cold steady-state one without this): run one real call of the
-  // streaming path per layout and head count on a one-page problem.
+  // The streaming path: one real call per layout and head count on a one-page problem loads its
+  // kernels, sets their shared-memory limits (the occupancy tables), looks the tensor-map encoder
+  // up in the driver and pays the process's first programmatic and cluster launches (measured on
+  // an H200: a first call 1.66× a cold steady-state one without this).
   constexpr std::int64_t kTokens = detail::kTmaTileTokens;
   void* buffer = nullptr;
   const std::int64_t page_bytes = kTokens * (detail::kLogitsDim + 4);

@@ -54,15 +54,6 @@ DSA_HD inline std::int32_t paged_logits_check_item(const PagedMqaLogitsParams& a
 // Zeroes *status and runs the checks (gpu/paged_mqa_logits.cu).
 void launch_paged_logits_checks(const PagedMqaLogitsParams& a, Stream stream);
 
-// Loads the streaming path's kernels for layout L (nothing where the path does not exist).
-template <IndexKLayout L>
-void warm_paged_logits_tma() {
-#if !defined(DSA_GPU_BACKEND_HIP)
-  (void)paged_logits_tma_occupancy<L, 32>(1);
-  (void)paged_logits_tma_occupancy<L, 64>(1);
-#endif
-}
-
 template <IndexKLayout L>
 void launch_paged_mqa_logits(const PagedMqaLogitsParams& p, Stream stream) {
   launch_paged_logits_checks(p, stream);
@@ -116,14 +107,11 @@ void paged_mqa_logits_as(const PagedMqaLogitsParams& p, Stream stream) {
 // kernels.
 #define DSA_INSTANTIATE_PAGED_MQA_LOGITS(L)                                            \
   template void paged_mqa_logits_as<L>(const PagedMqaLogitsParams&, Stream);           \
-  template void detail::warm_logits_kernels<detail::PagedKSource<L>>();                \
-  template void detail::warm_paged_logits_tma<L>();
+  template void detail::warm_logits_kernels<detail::PagedKSource<L>>();
 
 }  // namespace dsa::gpu
 
 namespace dsa::gpu::detail {
 extern template void warm_logits_kernels<PagedKSource<IndexKLayout::standard>>();
 extern template void warm_logits_kernels<PagedKSource<IndexKLayout::preshuffle>>();
-extern template void warm_paged_logits_tma<IndexKLayout::standard>();
-extern template void warm_paged_logits_tma<IndexKLayout::preshuffle>();
 }  // namespace dsa::gpu::detail

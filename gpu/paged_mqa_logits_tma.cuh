@@ -151,25 +151,10 @@ __device__ __forceinline__ void wg_mma_rs_k32<32>(float (&d)[16], const std::uin
 // Byte offset, in a stage, of the 16-byte chunk j of tile token r.
 template <IndexKLayout L>
 __device__ __forceinline__ int tma_chunk_offset(int r, int j) {
-  if constexpr (L == IndexKLayout::standard) return wg_chunk_offset(r, j);   // 128-byte swizzle
-  else return (r >> 4) * 2048 + j * 256 + (r & 15) * 16;                      // the page's own bytes
+  if constexpr (L == IndexKLayout::standard) return wg_chunk_offset(r, j);  // 128-byte swizzle
+  else return static_cast<int>(layout::IndexK::preshuffle_offset(kLogitsDim, r, 16 * j));  // the page's own bytes
 }
 
-// The union [lo, hi) of the visible ranges of the group's rows (empty: lo ≥ hi).
-template <class Src>
-__device__ __forceinline__ void group_span(const Src& src, const LogitsArgs& a, std::int64_t group,
-                                           std::int64_t& lo, std::int64_t& hi, int& nrows) {
-  const std::int64_t row0 = group * a.group_rows;
-  nrows = static_cast<int>(a.rows - row0 < a.group_rows ? a.rows - row0 : a.group_rows);
-  lo = a.width, hi = 0;
-  for (int i = 0; i < nrows; ++i) {
-    const VisibleRange v = src.range(group, row0, i);
-    if (!v.empty()) {
-      lo = v.begin < lo ? v.begin : lo;
-      hi = v.end > hi ? v.end : hi;
-    }
-  }
-}
 #endif
 
 template <IndexKLayout L, int H>
@@ -363,6 +348,7 @@ void encode_index_k_tensor_map(CUtensorMap* map, const std::uint8_t* cache, std:
 // Whether a call may take this path: sm_90 device, the wgmma path chosen (both e4m3fn, not
 // DSA_INDEXER_MMA=sync), pages of 64k tokens, 16-byte aligned pages, and DSA_INDEXER_TMA ≠ 0.
 bool paged_logits_tma_eligible(const PagedMqaLogitsParams& p);
+bool paged_logits_tma_disabled();
 
 // The ring's stage count: kTmaStages, or DSA_INDEXER_TMA_STAGES (read once).
 int paged_logits_tma_stages();
