@@ -13,35 +13,6 @@ namespace dsa {
 
 using detail::json;
 
-SparseMlaDecodeParams SparseMlaDecodeCase::params() const {
-  SparseMlaDecodeParams p;
-  p.q = q;
-  p.B = B;
-  p.S_q = S_q;
-  p.H = H;
-  p.index_mode = mode;
-  p.cache = cache.view();
-  p.block_table = block_table;
-  p.max_blocks = max_blocks;
-  p.indices = indices;
-  p.topk = topk;
-  p.topk_length = topk_length;
-  if (extra_cache) {
-    p.extra_cache = extra_cache->view();
-    p.extra_block_table = extra_block_table;
-    p.extra_max_blocks = extra_max_blocks;
-    p.extra_indices = extra_indices;
-    p.extra_topk = extra_topk;
-    p.extra_topk_length = extra_topk_length;
-  }
-  p.attn_sink = sink;
-  p.sm_scale = sm_scale;
-  p.reader = reader;
-  p.conventions = conventions;
-  return p;
-}
-
-
 SparseMlaDecodeCase random_sparse_mla_decode_case(const RandomCaseSpec& s) {
   using namespace detail;
   Rng rng(s.seed * 0x9E3779B97F4A7C15ull + 0x5A17);

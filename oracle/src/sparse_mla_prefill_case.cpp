@@ -10,22 +10,6 @@ namespace dsa {
 
 using detail::json;
 
-SparseMlaPrefillParams SparseMlaPrefillCase::params() const {
-  SparseMlaPrefillParams p;
-  p.q = q;
-  p.S_q = S_q;
-  p.H = H;
-  p.kv = kv.view();
-  p.indices = indices;
-  p.topk = topk;
-  p.topk_length = topk_length;
-  p.attn_sink = sink;
-  p.sm_scale = sm_scale;
-  p.reader = reader;
-  p.conventions = conventions;
-  return p;
-}
-
 SparseMlaPrefillCase random_sparse_mla_prefill_case(const RandomCaseSpec& s) {
   using namespace detail;
   Rng rng(s.seed * 0x9E3779B97F4A7C15ull + 0x9F11);

@@ -14,6 +14,7 @@
 
 #include "dsa/case_file.hpp"
 #include "dsa/judge.hpp"
+#include "dsa/sparse_mla_case.hpp"
 
 namespace dsa {
 
@@ -40,47 +41,7 @@ struct RandomCaseSpec {
 };
 
 // ---- owning cases ------------------------------------------------------------------------------
-struct SparseMlaDecodeCase {
-  std::int64_t B = 1, S_q = 1;
-  std::int32_t H = 1;
-  IndexMode mode = IndexMode::physical;
-  MlaCacheBuffer cache{MlaCacheGeometry::packed(MlaLayout::V32, Fp8Format::e4m3fn, 0, 1)};
-  std::vector<std::int32_t> block_table;
-  std::int64_t max_blocks = 0;
-  std::vector<std::int32_t> indices;
-  std::int32_t topk = 0;
-  std::vector<std::int32_t> topk_length;
-  std::optional<MlaCacheBuffer> extra_cache;
-  std::vector<std::int32_t> extra_block_table;
-  std::int64_t extra_max_blocks = 0;
-  std::vector<std::int32_t> extra_indices;
-  std::int32_t extra_topk = 0;
-  std::vector<std::int32_t> extra_topk_length;
-  std::vector<std::uint16_t> q;
-  std::vector<float> sink;
-  float sm_scale = 0.0f;
-  ReaderModel reader = ReaderModel::staged_bf16();
-  MlaConventions conventions;
-
-  std::int64_t T() const { return B * S_q; }
-  SparseMlaDecodeParams params() const;
-};
-
-struct SparseMlaPrefillCase {
-  std::int64_t S_q = 1;
-  std::int32_t H = 1;
-  MlaCacheBuffer kv{MlaCacheGeometry::packed(MlaLayout::BF16, Fp8Format::e4m3fn, 0, 1)};
-  std::vector<std::int32_t> indices;
-  std::int32_t topk = 0;
-  std::vector<std::int32_t> topk_length;
-  std::vector<std::uint16_t> q;
-  std::vector<float> sink;
-  float sm_scale = 0.0f;
-  ReaderModel reader = ReaderModel::staged_bf16();
-  MlaConventions conventions;
-
-  SparseMlaPrefillParams params() const;
-};
+// SparseMlaDecodeCase and SparseMlaPrefillCase: dsa/sparse_mla_case.hpp (shared with the tests).
 
 struct PagedMqaLogitsCase {
   std::int64_t batch = 1, next_n = 1, num_heads = 1, head_dim = 32;
