@@ -11,8 +11,9 @@
 //
 // Work: items (sequence b, 64-token tile k of [0, max_ctx)) in b-major order; CTA c of the
 // persistent grid takes a contiguous range of ⌊n/G⌋ or ⌈n/G⌉ items (the longer ranges to the
-// lowest c), so it reloads q only when its sequence changes. Tiles outside every row's visible range are not loaded: the consumer writes
-// their −inf. Both roles walk the same items and agree on which are loaded.
+// lowest c), so it reloads q only when its sequence changes. Tiles outside every row's visible
+// range are not loaded: the consumer writes their −inf. Both roles walk the same items and agree
+// on which are loaded.
 //
 // Producer (warp 4): looks up the blocks of the next 32 items in parallel (one lane each), then
 // lane 0 issues their copies in order: wait until stage s is free (empty[s]), announce the bytes
@@ -86,7 +87,7 @@ __device__ __forceinline__ void mbar_wait(std::uint64_t* bar, std::uint32_t pari
 }
 // The K copies carry an L2 evict_first policy: K is read once per call, and without the hint its
 // lines push out what every call reads first and again — the block table, the context lengths, q,
-// the weights — and the dirty logits lines, whose write-backs then land in the first tiles' burst.
+// the weights (and, likely, the burst then also evicts the last call's dirty logits lines).
 // Measured on an H200 (B = 64, ctx = 8192): the checks' verdict 4.4 → 3.2 µs, the first tile
 // 4.9 → 3.5 µs, a call 25.0 → 23.0 µs (bench/gpu/INDEXER_NOTES.md).
 __device__ __forceinline__ std::uint64_t l2_evict_first_policy() {
