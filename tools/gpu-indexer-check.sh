@@ -16,14 +16,15 @@ nvidia-smi -L 2>&1 | tee "$out/device.txt"
 status=0
 summary=()
 unset DSA_GPU_MAX_CASES  # the suites run every case
-for t in paged_mqa_logits mqa_logits index_k_store index_k_gather topk dsa_decode_step; do
+suites=(paged_mqa_logits mqa_logits index_k_store index_k_gather topk dsa_decode_step)
+for t in "${suites[@]}"; do
   bin="$build/tests/gpu/gpu_${t}_test"
   start=$(date +%s)
   if timeout 300 "$bin" >"$out/test_$t.log" 2>&1; then r=PASS; else r=FAIL; status=1; fi
   summary+=("$t: $r in $(( $(date +%s) - start )) s; $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$out/test_$t.log" | tr '\n' ' ')")
   grep -E '^\[ judged|^\[  FAILED|Failure|error' "$out/test_$t.log" | head -12
 done
-for t in paged_mqa_logits mqa_logits index_k_store index_k_gather topk dsa_decode_step; do
+for t in "${suites[@]}"; do
   bin="$build/tests/gpu/gpu_${t}_test"
   start=$(date +%s)
   if DSA_GPU_MAX_CASES=${DSA_SANITIZER_CASES:-25} timeout 240 "$sanitizer" --tool memcheck --error-exitcode 86 "$bin" \
