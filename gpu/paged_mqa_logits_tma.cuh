@@ -112,8 +112,9 @@ __device__ __forceinline__ void bulk_load(void* dst, const void* src, std::uint3
       : "memory");
 }
 // Programmatic dependent launch: the kernel is launched while the device-side checks still run
-// (paged_logits_check_kernel lets it start at once); this waits until they have finished and
-// their *status is visible. Without a programmatic launch it returns at once.
+// (paged_logits_check_kernel lets it start once the kernel ahead of the checks has finished); this
+// waits until the checks have finished and their *status is visible. Without a programmatic
+// launch it returns at once.
 __device__ __forceinline__ void wait_for_checks() { asm volatile("griddepcontrol.wait;\n" ::: "memory"); }
 
 // The consumer warpgroups' own barrier (id 1; __syncthreads is id 0).
@@ -361,7 +362,8 @@ __global__ void __launch_bounds__(kTmaThreads, kTmaMinCtasPerSm)
 }
 
 // Encodes the standard-layout tensor map of the cache (host; gpu/paged_mqa_logits.cu): 3-D
-// (128 B, page tokens, blocks), box 128 × 64 × 1, 128-byte swizzle. Throws on a driver error.
+// (128 B, page tokens, blocks), box 128 × 64 × 1, 128-byte swizzle, no L2 promotion. Throws on a
+// driver error.
 void encode_index_k_tensor_map(CUtensorMap* map, const std::uint8_t* cache, std::int64_t page_tokens,
                                std::int64_t block_stride_bytes, std::int64_t num_blocks);
 
@@ -408,18 +410,9 @@ void launch_paged_logits_tma(LogitsArgs a, const PagedKSource<L>& src, const Pag
   a.units = p.batch * ((a.width + kTmaTileTokens - 1) / kTmaTileTokens);
   const std::int64_t grid = a.units < resident ? a.units : resident;
   // A programmatic launch: the kernel starts while the checks run (see wait_for_checks).
-  cudaLaunchConfig_t config{};
-  config.gridDim = dim3(static_cast<unsigned>(grid));
-  config.blockDim = dim3(kTmaThreads);
   const int stages = paged_logits_tma_stages();
-  config.dynamicSmemBytes = static_cast<std::size_t>(tma_smem_bytes(H, rows, stages));
-  config.stream = stream;
-  cudaLaunchAttribute attribute[1];
-  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attribute[0].val.programmaticStreamSerializationAllowed = 1;
-  config.attrs = attribute;
-  config.numAttrs = 1;
-  DSA_GPU_CHECK(cudaLaunchKernelEx(&config, paged_logits_tma_kernel<L, H>, map, a, src, stages));
+  launch_programmatic(paged_logits_tma_kernel<L, H>, dim3(static_cast<unsigned>(grid)), dim3(kTmaThreads),
+                      static_cast<std::size_t>(tma_smem_bytes(H, rows, stages)), stream, map, a, src, stages);
 }
 
 }  // namespace dsa::gpu::detail

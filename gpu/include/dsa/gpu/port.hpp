@@ -4,10 +4,12 @@
 // .cu file. No kernel body exists twice.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 #include "dsa/formats.hpp"
 #include "dsa/gpu/stream.hpp"
@@ -117,6 +119,28 @@ inline constexpr int kWarpSize = 64;
 #endif
 #else
 inline constexpr int kWarpSize = 32;
+#endif
+
+#if defined(__CUDACC__) && !defined(DSA_GPU_BACKEND_HIP)
+// A programmatic dependent launch (CUDA, sm_90): `kernel` may be scheduled before the kernel ahead
+// of it in the stream has finished, as soon as that one's CTAs have all executed
+// griddepcontrol.launch_dependents or exited. The kernel must execute griddepcontrol.wait before
+// it touches anything the kernel ahead may still write.
+template <class... Params, class... Args>
+void launch_programmatic(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t smem_bytes, Stream stream,
+                         Args&&... args) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem_bytes;
+  config.stream = stream;
+  cudaLaunchAttribute attribute[1];
+  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute[0].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = attribute;
+  config.numAttrs = 1;
+  DSA_GPU_CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
+}
 #endif
 
 #if defined(__CUDACC__) || defined(__HIPCC__) || defined(__HIP__)
