@@ -282,12 +282,12 @@ Result run_shape(const Shape& sh, std::int64_t l2_bytes, cudaStream_t s, bool wi
     // The next set's first call reads and writes buffers no call has touched either, with the
     // kernels' code and state now warm: it tells the buffers' first touch from the kernels' own
     // first-call cost.
-    const float next_set_first = sets > 1 ? timer.ms(s, [&] { call(1); }) : 0.0f;
-    std::vector<float> rotating, same, flushed;
-    std::vector<double> host;
+    char next_set_first[32] = "- (one set)";
+    if (sets > 1) std::snprintf(next_set_first, sizeof next_set_first, "%.1f us", timer.ms(s, [&] { call(1); }) * 1e3);
+    std::vector<float> rotating, same, flushed, host;
     for (int i = 2; i <= 11; ++i) {
       rotating.push_back(timer.ms(s, [&] { call(i % sets); }));
-      host.push_back(host_us);
+      host.push_back(static_cast<float>(host_us));
     }
     for (int i = 0; i < 10; ++i) same.push_back(timer.ms(s, [&] { call(0); }));
     // As the first call found the device: everything (the kernels' code and constants too) pushed
@@ -299,12 +299,11 @@ Result run_shape(const Shape& sh, std::int64_t l2_bytes, cudaStream_t s, bool wi
     }
     DSA_GPU_CHECK(cudaStreamSynchronize(s));
     DSA_GPU_CHECK(cudaFree(scratch));
-    std::vector<float> host_f(host.begin(), host.end());
     std::printf("first call after warmup(): %.1f us (host side %.1f us); the next set's first call (untouched "
-                "buffers, warm kernels): %.1f us; steady state, eager, median of 10: %.1f us over rotating buffers "
+                "buffers, warm kernels): %s; steady state, eager, median of 10: %.1f us over rotating buffers "
                 "(cold L2, as the first call; host side %.1f us), %.1f us on the first call's buffers (L2-warm); "
                 "after the L2 is flushed by 2x its size of writes, median of 5: %.1f us; %d sets\n",
-                first * 1e3, first_host_us, next_set_first * 1e3, median(rotating) * 1e3, median(host_f),
+                first * 1e3, first_host_us, next_set_first, median(rotating) * 1e3, median(host),
                 median(same) * 1e3, median(flushed) * 1e3, sets);
   }
   r.us = us_per_call(s, sets, [&](int i) { dsa::gpu::paged_mqa_logits(params(i % sets), s); });
