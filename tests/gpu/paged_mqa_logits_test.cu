@@ -5,7 +5,8 @@
 // token no visible position reads, sentinel-filled outputs (every position of [0, max_ctx) must be
 // written, [max_ctx, row_stride) never), both fp8 formats. Exact relations (SPEC §11): standard vs
 // preshuffle, relabelled physical blocks and 20 reruns give the same bits. Bad device-side inputs
-// write nothing; host-side validation throws before any launch.
+// write nothing; host-side validation throws before any launch. Inputs written by the kernel just
+// ahead in the stream are the ones read.
 #include "gpu_test_util.hpp"
 #include "indexer_gpu_cases.hpp"
 #include "paged_mqa_logits_kernel.cuh"
@@ -174,12 +175,46 @@ struct GpuResult {
   std::string path;           // the kernel path the call took
 };
 
-// One launch over exact-sized device copies of the case; the output starts as the sentinel.
-GpuResult run_gpu(const PagedCase& c) {
+// The kernel ahead of a call that writes the call's block table and q: it lets its programmatic
+// dependents launch at once, waits 20 µs (CUDA), then copies the real inputs over poisoned ones.
+struct LateInputs {
+  const std::int32_t* bt_src;
+  std::int32_t* bt_dst;
+  std::int64_t bt_n;
+  const std::uint8_t* q_src;
+  std::uint8_t* q_dst;
+  std::int64_t q_n;
+};
+
+__global__ void write_inputs_late(const LateInputs in) {
+#if !defined(DSA_GPU_BACKEND_HIP)
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+  std::uint64_t t0 = 0, t = 0;
+  asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t0));
+  do asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
+  while (t - t0 < 20000);
+#endif
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < in.bt_n; i += stride)
+    in.bt_dst[i] = in.bt_src[i];
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < in.q_n; i += stride)
+    in.q_dst[i] = in.q_src[i];
+}
+
+// One launch over exact-sized device copies of the case; the output starts as the sentinel. With
+// `late_inputs` (e4m3fn q), the block table starts with every entry out of range and q with NaN
+// codes, and write_inputs_late, the kernel just ahead in the stream, writes the real ones.
+GpuResult run_gpu(const PagedCase& c, bool late_inputs = false) {
   DeviceBuffer<std::uint8_t> cache(c.cache), q(c.q);
   DeviceBuffer<float> w(c.w);
   DeviceBuffer<std::int32_t> ctx(c.ctx), bt(c.bt), status(1);
   DeviceBuffer<float> logits(sentinel_floats(static_cast<std::size_t>(c.rows() * c.row_stride), dsa::kSentinelF32));
+  DeviceBuffer<std::int32_t> bt_real(late_inputs ? c.bt : std::vector<std::int32_t>{});
+  DeviceBuffer<std::uint8_t> q_real(late_inputs ? c.q : std::vector<std::uint8_t>{});
+  if (late_inputs) {
+    bt.upload(std::vector<std::int32_t>(c.bt.size(), static_cast<std::int32_t>(c.geo.num_blocks + 7)));
+    q.fill_bytes(0x7F);  // e4m3fn NaN
+  }
   dsa::gpu::PagedMqaLogitsParams p;
   p.batch = c.B;
   p.next_n = c.N;
@@ -199,6 +234,12 @@ GpuResult run_gpu(const PagedCase& c) {
   p.logits = logits.get();
   p.logits_row_stride = c.row_stride;
   p.status = status.get();
+  if (late_inputs) {
+    const LateInputs in{bt_real.get(), bt.get(), static_cast<std::int64_t>(c.bt.size()),
+                        q_real.get(),  q.get(),  static_cast<std::int64_t>(c.q.size())};
+    write_inputs_late<<<8, 256>>>(in);
+    DSA_GPU_CHECK_LAUNCH();
+  }
   dsa::gpu::paged_mqa_logits(p, nullptr);
   DSA_GPU_CHECK(cudaDeviceSynchronize());
   GpuResult r;
@@ -406,6 +447,29 @@ TEST_F(PagedMqaLogitsGpu, TwentyRerunsAreBitIdentical) {
   ASSERT_EQ(first.status, 0);
   for (int i = 1; i < static_cast<int>(cases_to_run(20)); ++i)
     ASSERT_EQ(first_difference(first.logits, run_gpu(c).logits), -1) << "rerun " << i;
+}
+
+// The call's inputs written by the kernel just ahead of it in the stream, which releases its
+// programmatic dependents at once and writes 20 µs later (write_inputs_late): the checks' cluster
+// is launched programmatically and the streaming kernel reads the table and q before its own wait,
+// so a check that did not wait for the kernel ahead would read the poisoned table (a bad-table
+// status) and the logits kernel the NaN q. Streaming-path and per-thread-path cases.
+TEST_F(PagedMqaLogitsGpu, InputsWrittenByTheKernelAheadAreRead) {
+  Tally tally;
+  for (std::uint64_t seed = 700000; seed < 700000 + cases_to_run(200); ++seed) {
+    CaseOptions o;
+    o.layout = seed % 2 == 0 ? IndexKLayout::standard : IndexKLayout::preshuffle;
+    o.page_tokens = seed % 4 == 3 ? 16 : 64;
+    o.aligned_pages = seed % 4 != 3;
+    o.allow_fnuz = false;
+    o.max_len = seed % 3 == 0 ? 640 : 200;
+    o.max_batch = 4;
+    const PagedCase c = make_case(seed, o);
+    judge_case(c, run_gpu(c, true), tally);
+    if (HasFailure()) break;
+  }
+  report("inputs written by the kernel ahead", tally);
+  EXPECT_GE(tally.cases, static_cast<std::int64_t>(cases_to_run(200)));
 }
 
 // The judge still rejects a kernel that is wrong by one head: the logits of a run whose weight of
