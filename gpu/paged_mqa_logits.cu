@@ -25,17 +25,10 @@ __device__ __forceinline__ std::int32_t paged_logits_check_items(const PagedMqaL
   return bits;
 }
 
-// Lets the streaming logits kernel start now (programmatic dependent launch): it reads, and waits
-// for this grid before it writes.
-__device__ __forceinline__ void release_dependent_launch() {
-#if !defined(DSA_GPU_BACKEND_HIP)
-  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
-}
-
 // Any number of CTAs; *status zeroed before (a memset).
+// Lets the streaming logits kernel start at once: it reads, and waits for this grid before it writes.
 __global__ void __launch_bounds__(kPagedCheckThreads) paged_logits_check_grid_kernel(const PagedMqaLogitsParams a) {
-  release_dependent_launch();
+  release_dependents();
   const std::int32_t bits = paged_logits_check_items(a, static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x,
                                                      static_cast<std::int64_t>(gridDim.x) * blockDim.x);
   if (bits != 0) atomicOr(a.status, bits);
@@ -69,8 +62,8 @@ inline constexpr std::int64_t kPagedCheckClusterItems = std::int64_t{8} * kPaged
 
 __global__ void __cluster_dims__(kPagedCheckClusterCtas, 1, 1) __launch_bounds__(kPagedCheckClusterThreads)
     paged_logits_check_kernel(const PagedMqaLogitsParams a) {
-  asm volatile("griddepcontrol.wait;\n" ::: "memory");
-  release_dependent_launch();
+  wait_for_kernel_ahead();
+  release_dependents();
   if (blockIdx.x == 0 && threadIdx.x == 0) *a.status = 0;
   asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
   const std::int32_t bits = paged_logits_check_items(a, static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x,

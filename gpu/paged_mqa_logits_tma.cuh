@@ -115,7 +115,7 @@ __device__ __forceinline__ void bulk_load(void* dst, const void* src, std::uint3
 // (paged_logits_check_kernel lets it start once the kernel ahead of the checks has finished); this
 // waits until the checks have finished and their *status is visible. Without a programmatic
 // launch it returns at once.
-__device__ __forceinline__ void wait_for_checks() { asm volatile("griddepcontrol.wait;\n" ::: "memory"); }
+__device__ __forceinline__ void wait_for_checks() { wait_for_kernel_ahead(); }
 
 // The consumer warpgroups' own barrier (id 1; __syncthreads is id 0).
 __device__ __forceinline__ void consumer_sync() {

@@ -187,8 +187,8 @@ struct LateInputs {
 };
 
 __global__ void write_inputs_late(const LateInputs in) {
+  dsa::gpu::release_dependents();
 #if !defined(DSA_GPU_BACKEND_HIP)
-  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
   std::uint64_t t0 = 0, t = 0;
   asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t0));
   do asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));

@@ -124,8 +124,8 @@ inline constexpr int kWarpSize = 32;
 #if defined(__CUDACC__) && !defined(DSA_GPU_BACKEND_HIP)
 // A programmatic dependent launch (CUDA, sm_90): `kernel` may be scheduled before the kernel ahead
 // of it in the stream has finished, as soon as that one's CTAs have all executed
-// griddepcontrol.launch_dependents or exited. The kernel must execute griddepcontrol.wait before
-// it touches anything the kernel ahead may still write.
+// release_dependents or exited. The kernel must call wait_for_kernel_ahead (below) before it
+// touches anything the kernel ahead may still write.
 template <class... Params, class... Args>
 void launch_programmatic(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t smem_bytes, Stream stream,
                          Args&&... args) {
@@ -144,6 +144,21 @@ void launch_programmatic(void (*kernel)(Params...), dim3 grid, dim3 block, std::
 #endif
 
 #if defined(__CUDACC__) || defined(__HIPCC__) || defined(__HIP__)
+// Programmatic dependent launch, the device side (CUDA sm_90; HIP launches in stream order, so both
+// are no-ops there). wait_for_kernel_ahead returns once the kernel ahead in the stream has finished
+// and its writes are visible (at once without a programmatic launch); release_dependents lets the
+// kernel after this one be scheduled now (it must still wait before it reads what this one writes).
+__device__ __forceinline__ void wait_for_kernel_ahead() {
+#if !defined(DSA_GPU_BACKEND_HIP)
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void release_dependents() {
+#if !defined(DSA_GPU_BACKEND_HIP)
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
 // Butterfly shuffle over all lanes of the warp (`width` a power of two ≤ kWarpSize).
 template <class T>
 __device__ __forceinline__ T shfl_xor(T v, int lane_mask, int width = kWarpSize) {
